@@ -1,0 +1,138 @@
+"""Pipeline configuration and result types.
+
+``PipelineConfig`` holds every switch of the pipeline; the presets are plain instances of it.
+``Result`` is what :meth:`nuggy.Pipeline.run` returns, whatever the interface (CLI, API, web).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+__all__ = ["PipelineConfig", "Result", "PRESETS", "preset"]
+
+MattingMethod = Literal["none", "auto", "fba", "cf", "knn", "lkm", "guided"]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Every switch of the pipeline. Use :func:`preset` for the named presets.
+
+    Segmentation:
+        model: registry name, or ``None`` with ``weights`` pointing to an ONNX file.
+        weights: path to a model file that replaces the registry file (``.onnx``; ``.pth``
+            with the torch backend).
+        backend: ``onnx`` (ONNX Runtime) or ``torch``.
+        providers: ONNX Runtime execution providers; ``None`` picks automatically.
+        threads: intra-op threads; ``None`` = all available cores.
+        tta: add the un-flipped prediction of the horizontally flipped image (mean of both).
+        tta_scales: extra input scales (relative to the model input size) averaged in.
+    Refinement (guided filter with the photo as guide, only near the edge):
+        refine: run the guided filter.
+        refine_radius: filter radius in pixels; ``None`` scales with the image size.
+        refine_eps: regularisation of the guided filter (on 0..1 intensities).
+        refine_band: half-width in pixels of the edge band the filter may change;
+            ``None`` scales with the image size.
+    Cleaning:
+        islands: drop small connected components that are not part of the subject.
+        island_min_area: components smaller than this fraction of the largest one are dropped.
+        fill_holes: fill enclosed background holes.
+        hole_max_area: holes up to this fraction of the subject area are filled.
+    Trimap and matting:
+        matting: solver inside the trimap's unknown band (``none`` skips trimap and matting).
+        matting_weights: checkpoint for FBA Matting.
+        trimap_band: base half-width of the unknown band as a fraction of the image diagonal.
+    Foreground:
+        foreground: estimate the foreground colour where alpha is fractional (decontamination).
+    """
+
+    model: str | None = "u2netp"
+    weights: str | None = None
+    backend: Literal["onnx", "torch"] = "onnx"
+    providers: tuple[str, ...] | None = None
+    threads: int | None = None
+
+    tta: bool = True
+    tta_scales: tuple[float, ...] = ()
+
+    refine: bool = True
+    refine_radius: int | None = None
+    refine_eps: float = 1e-3
+    refine_band: int | None = None
+
+    islands: bool = True
+    island_min_area: float = 0.05
+    fill_holes: bool = False
+    hole_max_area: float = 0.001
+
+    matting: MattingMethod = "none"
+    matting_weights: str | None = None
+    trimap_band: float = 0.01
+
+    foreground: bool = True
+
+    def replace(self, **changes: object) -> PipelineConfig:
+        """A copy with ``changes`` applied (unknown names raise ``TypeError``)."""
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, PipelineConfig] = {
+    # The raw model, nothing else: fastest.
+    "fast": PipelineConfig(
+        tta=False, refine=False, islands=False, fill_holes=False, foreground=False
+    ),
+    # The hybrid pipeline.
+    "default": PipelineConfig(),
+    # Segmentation -> trimap -> alpha matting -> foreground.
+    "best": PipelineConfig(matting="auto"),
+}
+
+
+def preset(name: str, **overrides: object) -> PipelineConfig:
+    """The named preset (``fast``, ``default``, ``best``) with ``overrides`` applied."""
+    try:
+        cfg = PRESETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}"
+        ) from None
+    return cfg.replace(**overrides) if overrides else cfg
+
+
+@dataclass
+class Result:
+    """Output of one pipeline run.
+
+    Attributes:
+        image: the input, uint8 H×W×3 RGB.
+        alpha: float32 H×W in [0, 1].
+        foreground: float32 H×W×3 in [0, 1], the estimated foreground colour, or ``None``
+            when the pipeline did not estimate it (then the input colours are used).
+        probability: float32 H×W in [0, 1], the model's (TTA-averaged) probability at full size.
+        trimap: uint8 H×W with 0 / 128 / 255, when the matting stage ran.
+        timings: seconds per stage, in run order.
+    """
+
+    image: np.ndarray
+    alpha: np.ndarray
+    probability: np.ndarray
+    foreground: np.ndarray | None = None
+    trimap: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def foreground_u8(self) -> np.ndarray:
+        """Foreground colour as uint8 H×W×3 (the input where none was estimated)."""
+        if self.foreground is None:
+            return self.image
+        return np.clip(self.foreground * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+    def alpha_u8(self) -> np.ndarray:
+        """Alpha as uint8 H×W (0..255, rounded)."""
+        return np.clip(self.alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+    def rgba(self) -> np.ndarray:
+        """Cut-out as uint8 H×W×4 (straight, not premultiplied, alpha)."""
+        return np.dstack([self.foreground_u8(), self.alpha_u8()])

