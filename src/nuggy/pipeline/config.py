@@ -29,7 +29,6 @@ class PipelineConfig:
         providers: ONNX Runtime execution providers; ``None`` picks automatically.
         threads: intra-op threads; ``None`` = all available cores.
         tta: add the un-flipped prediction of the horizontally flipped image (mean of both).
-        tta_scales: extra input scales (relative to the model input size) averaged in.
     Refinement (guided filter with the photo as guide, only near the edge):
         refine: run the guided filter.
         refine_radius: filter radius in pixels; ``None`` scales with the image size.
@@ -56,7 +55,6 @@ class PipelineConfig:
     threads: int | None = None
 
     tta: bool = True
-    tta_scales: tuple[float, ...] = ()
 
     refine: bool = True
     refine_radius: int | None = None
@@ -86,8 +84,6 @@ PRESETS: dict[str, PipelineConfig] = {
     ),
     # The hybrid pipeline.
     "default": PipelineConfig(),
-    # Segmentation -> trimap -> alpha matting -> foreground.
-    "best": PipelineConfig(matting="auto"),
 }
 
 

@@ -1,0 +1,110 @@
+"""The one-call Python API: ``nuggy.remove(image) -> PIL.Image``."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .pipeline.config import PipelineConfig, preset as _preset
+from .pipeline.pipeline import Pipeline
+
+__all__ = ["remove", "load_model", "get_pipeline", "as_rgb_array"]
+
+_PIPELINES: dict[tuple, Pipeline] = {}
+_LOCK = threading.Lock()
+
+
+def get_pipeline(config: PipelineConfig, *, accept_license: str | None = None) -> Pipeline:
+    """A pipeline for ``config``, cached per process (the model is loaded once)."""
+    key = (config, accept_license)
+    with _LOCK:
+        pipe = _PIPELINES.get(key)
+        if pipe is None:
+            pipe = Pipeline(config, accept_license=accept_license)
+            _PIPELINES[key] = pipe
+        return pipe
+
+
+def load_model(name: str = "u2netp", *, accept_license: str | None = None):
+    """Fetch (if needed) and load the ONNX predictor of the registry model ``name``."""
+    return get_pipeline(
+        _preset("fast", model=name), accept_license=accept_license
+    ).predictor
+
+
+def as_rgb_array(image: Any, *, max_pixels: int | None = None) -> np.ndarray:
+    """Accept a path, bytes, PIL image or array and return RGB uint8 H×W×3."""
+    from .io import _to_rgb_u8, load_image
+
+    if isinstance(image, (str, os.PathLike, bytes, bytearray)):
+        return load_image(image, max_pixels=max_pixels)
+    if isinstance(image, np.ndarray):
+        a = image
+        if a.ndim == 2:
+            a = np.repeat(a[..., None], 3, axis=2)
+        if a.ndim != 3 or a.shape[2] not in (3, 4):
+            raise ValueError(f"expected H×W, H×W×3 or H×W×4 array, got shape {a.shape}")
+        a = a[..., :3]
+        if a.dtype != np.uint8:
+            if a.dtype.kind == "f":
+                a = np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            else:
+                raise ValueError(f"expected uint8 or float [0, 1] pixels, got {a.dtype}")
+        return np.ascontiguousarray(a)
+    try:
+        from PIL import Image, ImageOps
+    except ImportError:  # pragma: no cover
+        raise TypeError(f"unsupported image type {type(image).__name__}") from None
+    if isinstance(image, Image.Image):
+        return _to_rgb_u8(ImageOps.exif_transpose(image), "<PIL image>")
+    if hasattr(image, "read"):
+        return load_image(image, max_pixels=max_pixels)
+    raise TypeError(
+        f"unsupported image type {type(image).__name__}: pass a path, bytes, PIL image or array"
+    )
+
+
+def remove(
+    image: Any,
+    *,
+    model: str = "u2netp",
+    preset: str = "default",
+    bg: str | None = None,
+    mask_only: bool = False,
+    weights: str | Path | None = None,
+    accept_license: str | None = None,
+    **overrides: Any,
+):
+    """Cut the subject out of ``image``.
+
+    Args:
+        image: path, bytes, PIL image or array (RGB/RGBA uint8, or float in [0, 1]).
+        model: registry model name.
+        preset: ``fast`` or ``default`` (or ``best`` once the matting stage is installed).
+        bg: background for the output (see :func:`nuggy.pipeline.compose.parse_background`):
+            ``None`` keeps it transparent.
+        mask_only: return the alpha matte as an ``L`` image.
+        weights: a model file to use instead of the registry one.
+        accept_license: licence id accepted for gated models (``agpl-3.0``).
+        **overrides: any :class:`PipelineConfig` field (``tta=False``, ``refine_radius=8``…).
+
+    Returns:
+        PIL.Image: ``RGBA`` cut-out, ``RGB`` on a background, or ``L`` mask.
+    """
+    from PIL import Image
+
+    from .pipeline.compose import compose, parse_background
+
+    cfg = _preset(preset, model=model, weights=str(weights) if weights else None, **overrides)
+    rgb = as_rgb_array(image)
+    result = get_pipeline(cfg, accept_license=accept_license).run(rgb)
+    if mask_only:
+        return Image.fromarray(result.alpha_u8(), "L")
+    out = compose(
+        rgb, result.alpha, foreground=result.foreground, background=parse_background(bg)
+    )
+    return Image.fromarray(out, "RGBA" if out.shape[2] == 4 else "RGB")

@@ -1,0 +1,299 @@
+"""``nuggy remove``: files, folders (recursive), globs, stdin/stdout."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+DESCRIPTION = """Cut the subject out of images.
+
+  nuggy remove photo.jpg                  -> photo.nuggy.png next to it (or -o PATH)
+  nuggy remove shoots/ -o cutouts/ -r     folders (recursive), globs, many inputs
+  cat a.jpg | nuggy remove - -o - > a.png stdin / stdout
+  nuggy remove a.jpg --bg white | --bg '#00ff00' | --bg beach.jpg | --bg blur | --mask-only
+
+Batch runs never overwrite an input, write each output atomically, skip outputs that exist
+(unless --overwrite), carry on past bad files and exit with status 1 if any file failed."""
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif"}
+OUTPUT_TAG = ".nuggy"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs, or - for stdin")
+    p.add_argument("-o", "--output", metavar="PATH",
+                   help="output file (one input), folder (many inputs), or - for stdout")
+    p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+    p.add_argument("--preset", default="default", help="fast | default (default: %(default)s)")
+    p.add_argument("--model", default=None, help="registry model (default: u2netp; see 'nuggy models list')")
+    p.add_argument("--weights", metavar="PATH", help="use this model file instead of the registry one")
+    p.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
+    p.add_argument("--accept-license", metavar="ID", help="accept a gated model's licence (agpl-3.0)")
+    out = p.add_argument_group("output")
+    out.add_argument("--mask-only", action="store_true", help="write the alpha matte (greyscale)")
+    out.add_argument("--bg", metavar="BG",
+                     help="background: white, '#00ff00', R,G,B, an image file, blur[:strength]")
+    out.add_argument("--format", choices=["png", "webp", "tif", "jpg"], default=None,
+                     help="output format for generated names (default png; jpg needs --bg)")
+    out.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+    out.add_argument("--max-pixels", type=int, default=None,
+                     help="refuse larger images (default 100 MP; NUGGY_MAX_PIXELS)")
+    st = p.add_argument_group("pipeline stages (override the preset)")
+    st.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None, help="flip test-time augmentation")
+    st.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None, help="guided filter near the edge")
+    st.add_argument("--refine-radius", type=int, default=None, metavar="PX")
+    st.add_argument("--refine-eps", type=float, default=None, metavar="EPS")
+    st.add_argument("--islands", action=argparse.BooleanOptionalAction, default=None, help="remove small islands")
+    st.add_argument("--island-min-area", type=float, default=None, metavar="FRAC")
+    st.add_argument("--fill-holes", action=argparse.BooleanOptionalAction, default=None)
+    st.add_argument("--foreground", action=argparse.BooleanOptionalAction, default=None,
+                    help="foreground colour decontamination")
+    st.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: on a terminal only)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+
+
+@dataclass
+class Job:
+    src: str  # path, or "-" for stdin
+    dst: str | None  # path, or "-" for stdout
+    label: str
+
+
+class UsageError(Exception):
+    pass
+
+
+def _expand(inputs: list[str], recursive: bool) -> list[tuple[str, Path | None]]:
+    """(file, base folder or None) for every input; folders and globs expanded, sorted."""
+    found: list[tuple[str, Path | None]] = []
+    for item in inputs:
+        if item == "-":
+            found.append(("-", None))
+            continue
+        path = Path(item)
+        if path.is_dir():
+            it = path.rglob("*") if recursive else path.glob("*")
+            files = sorted(
+                f for f in it
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+                and OUTPUT_TAG not in f.name
+            )
+            found.extend((str(f), path) for f in files)
+        elif path.exists():
+            found.append((item, None))
+        elif any(c in item for c in "*?["):
+            matches = sorted(glob.glob(item, recursive=recursive))
+            if not matches:
+                raise UsageError(f"{item}: no file matches this pattern")
+            found.extend(
+                (m, None) for m in matches
+                if Path(m).is_file() and Path(m).suffix.lower() in IMAGE_SUFFIXES
+            )
+        else:
+            found.append((item, None))  # reported as a missing file, in order
+    return found
+
+
+def plan_jobs(inputs: list[str], output: str | None, *, recursive: bool, fmt: str | None) -> list[Job]:
+    """Map inputs to outputs; never onto an input."""
+    found = _expand(inputs, recursive)
+    if not found:
+        raise UsageError("no input images found")
+    ext = "." + (fmt or "png")
+    many = len(found) > 1 or any(base is not None for _, base in found)
+    if "-" in [f for f, _ in found] and len(found) > 1:
+        raise UsageError("'-' (stdin) cannot be combined with other inputs")
+    if output == "-" and many:
+        raise UsageError("-o - (stdout) takes exactly one input")
+    out_dir: Path | None = None
+    out_file: str | None = None
+    if output and output != "-":
+        op = Path(output)
+        if not many and not op.is_dir() and op.suffix.lower() in {
+            ".png", ".webp", ".tif", ".tiff", ".jpg", ".jpeg"
+        }:
+            out_file = output
+        else:
+            out_dir = op
+    jobs: list[Job] = []
+    claimed: set[str] = set()
+    for src, base in found:
+        if src == "-":
+            dst = output if output else "-"
+            jobs.append(Job("-", dst, "<stdin>"))
+            continue
+        sp = Path(src)
+        if output == "-":
+            dst = "-"
+        elif out_file:
+            dst = out_file
+        elif out_dir is not None:
+            rel = sp.relative_to(base) if base is not None else Path(sp.name)
+            dst_p = out_dir / rel.with_suffix(ext)
+            if str(dst_p) in claimed:  # a.jpg and a.png in one folder
+                dst_p = out_dir / rel.with_name(rel.name + ext)
+            dst = str(dst_p)
+        else:
+            dst = str(sp.with_name(sp.stem + OUTPUT_TAG + ext))
+        claimed.add(dst)
+        jobs.append(Job(src, dst, src))
+    return jobs
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _config_from_args(args):
+    from nuggy.pipeline.config import preset
+
+    overrides = {}
+    for name in ("tta", "refine", "refine_radius", "refine_eps", "islands", "island_min_area",
+                 "fill_holes", "foreground", "threads"):
+        v = getattr(args, name)
+        if v is not None:
+            overrides[name] = v
+    if args.model:
+        overrides["model"] = args.model
+    if args.weights:
+        overrides["weights"] = args.weights
+        if not args.model:
+            overrides["model"] = None if args.backend == "onnx" else "u2netp"
+    overrides["backend"] = args.backend
+    if args.mask_only and "foreground" not in overrides:
+        overrides["foreground"] = False  # the mask does not need colours
+    return preset(args.preset, **overrides)
+
+
+def run(args) -> int:
+    import logging
+
+    log = logging.getLogger("nuggy")
+    try:
+        jobs = plan_jobs(args.inputs, args.output, recursive=args.recursive, fmt=args.format)
+        if args.format == "jpg" and not args.bg and not args.mask_only:
+            raise UsageError("JPEG has no transparency: add --bg (e.g. --bg white) or use png/webp")
+        config = _config_from_args(args)
+    except (UsageError, ValueError) as exc:
+        print(f"nuggy remove: {exc}", file=sys.stderr)
+        return 2
+    return process(jobs, config, args, log)
+
+
+def process(jobs: list[Job], config, args, log) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    from nuggy.io import ImageError, encode_image, format_for, load_image, atomic_write_bytes
+    from nuggy.pipeline.compose import compose, parse_background
+    from nuggy.pipeline.pipeline import Pipeline
+    from nuggy.sources import ModelSourceError
+
+    try:
+        background = parse_background(args.bg) if args.bg else None
+    except (ValueError, ImageError) as exc:
+        print(f"nuggy remove: {exc}", file=sys.stderr)
+        return 2
+
+    inputs = {os.path.abspath(j.src) for j in jobs if j.src != "-"}
+    todo: list[Job] = []
+    failed: list[tuple[str, str]] = []
+    skipped = 0
+    for j in jobs:
+        if j.dst not in (None, "-"):
+            if os.path.abspath(j.dst) in inputs or (j.src != "-" and os.path.exists(j.dst) and _same_file(j.src, j.dst)):
+                failed.append((j.label, f"output {j.dst} is an input file; refusing to overwrite it (use -o)"))
+                continue
+            if os.path.exists(j.dst) and not args.overwrite:
+                skipped += 1
+                if not args.quiet:
+                    log.info("skip %s: %s exists (--overwrite to replace)", j.label, j.dst)
+                continue
+        todo.append(j)
+
+    pipe = Pipeline(config, accept_license=args.accept_license)
+    if todo:
+        try:
+            pipe.predictor  # load once, so a missing model is one clear error, not one per file
+        except (ModelSourceError, FileNotFoundError, ValueError, RuntimeError) as exc:
+            print(f"nuggy remove: {exc}", file=sys.stderr)
+            return 2
+
+    def read(job: Job):
+        if job.src == "-":
+            return load_image(sys.stdin.buffer.read(), name="<stdin>", max_pixels=args.max_pixels)
+        return load_image(job.src, max_pixels=args.max_pixels)
+
+    def write(job: Job, result) -> None:
+        if args.mask_only:
+            out = result.alpha_u8()
+        else:
+            out = compose(result.image, result.alpha, foreground=result.foreground, background=background)
+        if job.dst == "-":
+            fmt = {"jpg": "JPEG", "tif": "TIFF"}.get(args.format or "png", (args.format or "png").upper())
+            sys.stdout.buffer.write(encode_image(out, fmt))
+            sys.stdout.buffer.flush()
+        else:
+            atomic_write_bytes(job.dst, encode_image(out, format_for(job.dst)))
+
+    show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
+    written = 0
+    bar = tqdm(total=len(todo), unit="img", disable=not show or len(todo) < 2, file=sys.stderr,
+               dynamic_ncols=True)
+    # Decode ahead and encode behind in threads (they release the GIL), so both cores work
+    # while inference runs; at most two images are buffered on each side.
+    with ThreadPoolExecutor(1, thread_name_prefix="nuggy-read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="nuggy-write") as writer:
+        reads = [reader.submit(read, j) for j in todo[:2]]
+        writes: list = []
+
+        def settle(block_until: int) -> None:
+            nonlocal written
+            while len(writes) > block_until:
+                job, fut = writes.pop(0)
+                try:
+                    fut.result()
+                    written += 1
+                except Exception as exc:  # noqa: BLE001
+                    failed.append((job.label, f"cannot write {job.dst}: {exc}"))
+                bar.update(1)
+
+        for i, job in enumerate(todo):
+            fut = reads.pop(0)
+            if i + 2 < len(todo):
+                reads.append(reader.submit(read, todo[i + 2]))
+            try:
+                image = fut.result()
+                result = pipe.run(image)
+            except (ImageError, ValueError, OSError) as exc:
+                failed.append((job.label, str(exc)))
+                bar.update(1)
+                continue
+            except MemoryError:
+                failed.append((job.label, "out of memory; lower --max-pixels or resize the image"))
+                bar.update(1)
+                continue
+            writes.append((job, writer.submit(write, job, result)))
+            settle(2)
+        settle(0)
+    bar.close()
+    for label, msg in failed:
+        text = msg if msg.startswith(label) else f"{label}: {msg}"
+        print(f"error: {text}", file=sys.stderr)
+    if not args.quiet and (len(jobs) > 1 or failed or skipped):
+        print(
+            f"nuggy: {written} written, {skipped} skipped, {len(failed)} failed",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0

@@ -1,0 +1,274 @@
+"""Image input/output: the only module that touches image files.
+
+``load_image`` returns RGB ``uint8`` H×W×3 after EXIF orientation, converting palette, CMYK,
+greyscale, 16-bit and alpha inputs explicitly; ``save_image`` writes atomically (temp file in the
+same folder + ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import IO, Union
+
+import numpy as np
+
+__all__ = [
+    "ImageError",
+    "DEFAULT_MAX_PIXELS",
+    "load_image",
+    "decode_image",
+    "encode_image",
+    "save_image",
+    "atomic_write_bytes",
+    "OUTPUT_FORMATS",
+]
+
+#: Default limit on decoded pixels (guards against decompression bombs): 100 MP.
+DEFAULT_MAX_PIXELS = 100_000_000
+
+#: Output formats by file suffix.
+OUTPUT_FORMATS = {".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
+                  ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+PathLike = Union[str, os.PathLike]
+
+
+class ImageError(ValueError):
+    """An image could not be read or written; the message names the file and the fix."""
+
+
+def _max_pixels(max_pixels: int | None) -> int:
+    if max_pixels is not None:
+        return int(max_pixels)
+    env = os.environ.get("NUGGY_MAX_PIXELS")
+    return int(env) if env else DEFAULT_MAX_PIXELS
+
+
+def load_image(
+    source: PathLike | bytes | IO[bytes],
+    *,
+    max_pixels: int | None = None,
+    name: str | None = None,
+    frame: int = 0,
+) -> np.ndarray:
+    """Read an image file (path, bytes or binary file object) as RGB uint8 H×W×3.
+
+    EXIF orientation is applied; palette, CMYK, greyscale, 16-bit and images with an alpha
+    channel are converted to RGB explicitly (alpha is composited on nothing: its colour channels
+    are kept). Animated images give their first frame (``frame`` picks another).
+
+    Args:
+        source: file path, encoded bytes, or a binary file object.
+        max_pixels: refuse images with more pixels (decompression-bomb guard);
+            default ``NUGGY_MAX_PIXELS`` or 100 MP.
+        name: name used in error messages (defaults to the path).
+        frame: frame index for animated images.
+
+    Raises:
+        ImageError: unreadable, truncated or too large; the message names the file and the fix.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data: bytes | None = bytes(source)
+        label = name or "<bytes>"
+    elif hasattr(source, "read"):
+        data = source.read()  # type: ignore[union-attr]
+        label = name or getattr(source, "name", "<stream>")
+    else:
+        path = Path(os.fspath(source))
+        label = name or str(path)
+        if not path.exists():
+            raise ImageError(f"{label}: no such file")
+        if path.is_dir():
+            raise ImageError(f"{label}: is a folder, not an image")
+        data = path.read_bytes()
+    if not data:
+        raise ImageError(f"{label}: the file is empty")
+    return decode_image(data, max_pixels=max_pixels, name=label, frame=frame)
+
+
+def decode_image(
+    data: bytes, *, max_pixels: int | None = None, name: str = "<bytes>", frame: int = 0
+) -> np.ndarray:
+    """Decode encoded image bytes to RGB uint8 H×W×3 (see :func:`load_image`)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    limit = _max_pixels(max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            old = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None  # we apply our own limit below, before decoding
+            try:
+                im = Image.open(io.BytesIO(data))
+            finally:
+                Image.MAX_IMAGE_PIXELS = old
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"{name}: not a recognised image file (corrupt, or a format Pillow cannot read); "
+            "convert it to PNG or JPEG"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure becomes an ImageError
+        raise ImageError(f"{name}: cannot open image ({exc})") from None
+
+    w, h = im.size
+    if w * h > limit:
+        raise ImageError(
+            f"{name}: {w}×{h} = {w * h / 1e6:.1f} MP exceeds the limit of {limit / 1e6:.0f} MP "
+            "(a guard against decompression bombs); raise it with --max-pixels or "
+            "NUGGY_MAX_PIXELS if the image is genuine"
+        )
+    try:
+        n_frames = getattr(im, "n_frames", 1)
+        if frame:
+            if frame >= n_frames:
+                raise ImageError(f"{name}: has {n_frames} frame(s); frame {frame} does not exist")
+            im.seek(frame)
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        return _to_rgb_u8(im, name)
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(
+            f"{name}: the image data is truncated or corrupt ({exc}); re-export or re-download it"
+        ) from None
+
+
+def _to_rgb_u8(im, name: str) -> np.ndarray:  # im: PIL.Image.Image
+    """Explicit conversion of any Pillow mode to RGB uint8."""
+    mode = im.mode
+    if mode == "RGB":
+        arr = np.asarray(im)
+    elif mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit (or 32-bit int) greyscale: scale the full range down to 8 bits.
+        a = np.asarray(im).astype(np.float64)
+        top = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
+        g = np.clip(np.round(a * (255.0 / top)), 0, 255).astype(np.uint8)
+        arr = np.repeat(g[..., None], 3, axis=2)
+    elif mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        top = 1.0 if a.max() <= 1.0 else 255.0
+        g = np.clip(np.round(a * (255.0 / top)), 0, 255).astype(np.uint8)
+        arr = np.repeat(g[..., None], 3, axis=2)
+    elif mode in ("RGBA", "RGBa", "LA", "La", "PA"):
+        arr = np.asarray(im.convert("RGBA"))[..., :3]
+    elif mode == "P":
+        arr = np.asarray(im.convert("RGBA"))[..., :3]
+    elif mode == "CMYK":
+        arr = np.asarray(im.convert("RGB"))
+    elif mode in ("L", "1"):
+        arr = np.asarray(im.convert("RGB"))
+    elif mode in ("YCbCr", "LAB", "HSV"):
+        arr = np.asarray(im.convert("RGB"))
+    elif mode.startswith("RGB") or mode.startswith("BGR"):
+        arr = np.asarray(im.convert("RGB"))
+    else:
+        try:
+            arr = np.asarray(im.convert("RGB"))
+        except Exception:  # noqa: BLE001
+            raise ImageError(
+                f"{name}: unsupported pixel mode {mode!r}; convert the image to 8-bit RGB"
+            ) from None
+    if arr.dtype != np.uint8:
+        if arr.dtype == np.uint16:
+            arr = (arr.astype(np.uint32) * 255 + 32767) // 65535
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def _to_pil(array: np.ndarray):
+    from PIL import Image
+
+    a = np.asarray(array)
+    if a.dtype != np.uint8:
+        if a.dtype.kind == "f":
+            a = np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        else:
+            raise ValueError(f"expected uint8 or float in [0, 1], got {a.dtype}")
+    if a.ndim == 2:
+        return Image.fromarray(a, "L")
+    if a.ndim == 3 and a.shape[2] == 3:
+        return Image.fromarray(a, "RGB")
+    if a.ndim == 3 and a.shape[2] == 4:
+        return Image.fromarray(a, "RGBA")
+    raise ValueError(f"expected H×W, H×W×3 or H×W×4 array, got shape {a.shape}")
+
+
+def encode_image(array: np.ndarray, fmt: str = "PNG", *, quality: int = 95) -> bytes:
+    """Encode uint8 H×W (grey), H×W×3 (RGB) or H×W×4 (RGBA) to bytes in ``fmt``.
+
+    JPEG cannot hold transparency: RGBA input raises a ValueError naming the fix.
+    """
+    fmt = fmt.upper()
+    im = _to_pil(array)
+    if fmt == "JPEG" and im.mode == "RGBA":
+        raise ValueError("JPEG has no transparency: write PNG/WebP/TIFF, or use --bg to flatten")
+    buf = io.BytesIO()
+    kwargs: dict = {}
+    if fmt == "PNG":
+        kwargs["compress_level"] = 3
+    elif fmt == "WEBP":
+        kwargs.update(lossless=True, quality=100) if im.mode == "RGBA" else kwargs.update(
+            quality=quality
+        )
+    elif fmt == "JPEG":
+        kwargs["quality"] = quality
+    elif fmt == "TIFF":
+        kwargs["compression"] = "tiff_deflate"
+    im.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+_UMASK: list[int] = []
+
+
+def _umask() -> int:
+    """The process umask (read once; os.umask can only be read by setting it)."""
+    if not _UMASK:
+        current = os.umask(0o022)
+        os.umask(current)
+        _UMASK.append(current)
+    return _UMASK[0]
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename."""
+    path = Path(os.fspath(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def format_for(path: PathLike) -> str:
+    """Pillow format name for an output path's suffix; clear error for unknown ones."""
+    suffix = Path(os.fspath(path)).suffix.lower()
+    try:
+        return OUTPUT_FORMATS[suffix]
+    except KeyError:
+        raise ImageError(
+            f"{path}: unknown output format {suffix or '(none)'!r}; use one of "
+            + ", ".join(sorted(OUTPUT_FORMATS))
+        ) from None
+
+
+def save_image(array: np.ndarray, path: PathLike, *, fmt: str | None = None) -> Path:
+    """Encode ``array`` (see :func:`encode_image`) and write it atomically to ``path``."""
+    fmt = fmt or format_for(path)
+    return atomic_write_bytes(path, encode_image(array, fmt))

@@ -1,0 +1,111 @@
+"""Orchestration: ``Pipeline(config).run(image) -> Result``.
+
+load → segment (TTA) → refine (guided filter near the edge) → clean (islands, holes)
+→ [trimap → matte] → foreground → (compose happens at the caller).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+from .config import PipelineConfig, Result, preset
+
+__all__ = ["Pipeline"]
+
+
+class Pipeline:
+    """One configured pipeline; the model is loaded lazily on the first run and reused.
+
+    Args:
+        config: a :class:`PipelineConfig` or a preset name (``fast``, ``default``).
+        accept_license: licence id accepted for gated models (``agpl-3.0``).
+        download: fetch a missing model file (otherwise a missing file is an error naming the
+            command that fetches it).
+    """
+
+    def __init__(
+        self,
+        config: PipelineConfig | str = "default",
+        *,
+        accept_license: str | None = None,
+        download: bool = True,
+    ) -> None:
+        self.config = preset(config) if isinstance(config, str) else config
+        self.accept_license = accept_license
+        self.download = download
+        self._predictor = None
+
+    @property
+    def predictor(self):
+        """The segmentation predictor (loaded on first use)."""
+        if self._predictor is None:
+            from .segment import load_predictor
+
+            self._predictor = load_predictor(
+                self.config, accept_license=self.accept_license, download=self.download
+            )
+        return self._predictor
+
+    def run(self, image: np.ndarray) -> Result:
+        """Cut the subject out of ``image`` (RGB uint8 H×W×3); see :class:`Result`."""
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(
+                f"expected an RGB uint8 H×W×3 array, got {getattr(image, 'shape', type(image))}"
+            )
+        if image.dtype != np.uint8:
+            raise ValueError(f"expected uint8 pixels, got {image.dtype}")
+        if min(image.shape[:2]) < 2:
+            raise ValueError(f"image too small: {image.shape[1]}×{image.shape[0]}")
+        cfg = self.config
+        timings: dict[str, float] = {}
+
+        @contextmanager
+        def stage(name: str):
+            t0 = time.perf_counter()
+            yield
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+
+        from .segment import predict_probability
+
+        predictor = self.predictor
+        with stage("segment"):
+            prob = predict_probability(predictor, image, tta=cfg.tta)
+        alpha = prob
+        if cfg.refine:
+            from .refine import refine_alpha
+
+            with stage("refine"):
+                alpha = refine_alpha(
+                    image, alpha, radius=cfg.refine_radius, eps=cfg.refine_eps, band=cfg.refine_band
+                )
+        if cfg.islands or cfg.fill_holes:
+            from .clean import fill_holes, remove_islands
+
+            with stage("clean"):
+                if cfg.islands:
+                    alpha = remove_islands(alpha, min_relative_area=cfg.island_min_area)
+                if cfg.fill_holes:
+                    alpha = fill_holes(alpha, max_relative_area=cfg.hole_max_area)
+        trimap = None
+        foreground = None
+        if cfg.matting != "none":
+            from .matte import matte
+
+            with stage("matte"):
+                alpha, foreground, trimap = matte(image, alpha, cfg)
+        if cfg.foreground and foreground is None:
+            from .foreground import estimate_foreground
+
+            with stage("foreground"):
+                foreground = estimate_foreground(image, alpha)
+        return Result(
+            image=image,
+            alpha=alpha.astype(np.float32, copy=False),
+            probability=prob,
+            foreground=foreground,
+            trimap=trimap,
+            timings=timings,
+        )
