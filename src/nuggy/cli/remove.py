@@ -45,6 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="refuse larger images (default 100 MP; NUGGY_MAX_PIXELS)")
     st = p.add_argument_group("pipeline stages (override the preset)")
     st.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None, help="flip test-time augmentation")
+    st.add_argument("--interior", action=argparse.BooleanOptionalAction, default=None,
+                    help="make the confident inside of the subject fully opaque")
     st.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None, help="guided filter near the edge")
     st.add_argument("--refine-radius", type=int, default=None, metavar="PX")
     st.add_argument("--refine-eps", type=float, default=None, metavar="EPS")
@@ -158,7 +160,7 @@ def _config_from_args(args):
     from nuggy.pipeline.config import preset
 
     overrides = {}
-    for name in ("tta", "refine", "refine_radius", "refine_eps", "islands", "island_min_area",
+    for name in ("tta", "interior", "refine", "refine_radius", "refine_eps", "islands", "island_min_area",
                  "fill_holes", "foreground", "threads"):
         v = getattr(args, name)
         if v is not None:

@@ -14,8 +14,9 @@ and by the DIS repository's ``hce_metric_main.py``:
   :func:`hce`, and :func:`dis_metrics`.
 
 Inputs are single-channel ``H×W`` maps. Alpha / probability maps may be floating point in
-``[0, 1]``, ``uint8`` in ``0..255`` (divided by 255) or ``bool`` (0 / 1). Inputs are never
-modified; all arithmetic is done in float64.
+``[0, 1]``, ``uint8`` in ``0..255`` (divided by 255) or ``bool`` (0 / 1); float values
+within 1e-6 outside ``[0, 1]`` (rounding noise) are clipped, anything further raises
+``ValueError``. Inputs are never modified; all arithmetic is done in float64.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ __all__ = [
 
 # MATLAB's ``eps``; the SOD reference code adds it to denominators.
 _EPS = float(np.spacing(1.0))
+# Float maps may overshoot [0, 1] by this much (filter / float32 rounding); they are clipped.
+_RANGE_TOL = 1e-6
 # 3×3 cross, i.e. ``skimage.morphology.disk(1)``.
 _CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=np.uint8)
 
@@ -71,8 +74,10 @@ def _as_map(x: np.ndarray, name: str) -> np.ndarray:
     if not np.isfinite(out).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     lo, hi = float(out.min()), float(out.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ValueError(f"{name} values must lie in [0, 1], got range [{lo:g}, {hi:g}]")
+    if lo < -_RANGE_TOL or hi > 1.0 + _RANGE_TOL:
+        raise ValueError(f"{name} values must lie in [0, 1], got range [{lo:.9g}, {hi:.9g}]")
+    if lo < 0.0 or hi > 1.0:  # rounding noise of filters / float32 models
+        np.clip(out, 0.0, 1.0, out=out)
     return out
 
 
@@ -165,12 +170,15 @@ def _dog_kernels(sigma: float) -> tuple[np.ndarray, np.ndarray]:
 
 def _gradient_magnitude(img: np.ndarray, sigma: float) -> np.ndarray:
     smooth, deriv = _dog_kernels(sigma)
-    # MATLAB imfilter(..., 'replicate', 'conv') == scipy convolution with mode="nearest".
-    gx = ndimage.convolve1d(ndimage.convolve1d(img, smooth, axis=0, mode="nearest"),
-                            deriv, axis=1, mode="nearest")
-    gy = ndimage.convolve1d(ndimage.convolve1d(img, deriv, axis=0, mode="nearest"),
-                            smooth, axis=1, mode="nearest")
-    return np.hypot(gx, gy)
+    # MATLAB imfilter(..., 'replicate', 'conv'): a convolution with replicated borders.
+    # cv2 filters by correlation, so the kernels are flipped.
+    smooth, deriv = smooth[::-1].copy(), deriv[::-1].copy()
+    border = cv2.BORDER_REPLICATE
+    gx = cv2.sepFilter2D(img, cv2.CV_64F, deriv, smooth, borderType=border)  # d/dx (columns)
+    gy = cv2.sepFilter2D(img, cv2.CV_64F, smooth, deriv, borderType=border)  # d/dy (rows)
+    np.multiply(gx, gx, out=gx)
+    gx += gy * gy
+    return np.sqrt(gx, out=gx)
 
 
 def grad(
@@ -192,13 +200,15 @@ def grad(
     Args:
         pred, gt: alpha mattes, ``H×W``; float in ``[0, 1]``, ``uint8`` (``/255``) or bool.
         mask: bool ``H×W`` region to score; ``None`` = whole image.
-        sigma: Gaussian standard deviation in pixels (``> 0``).
+        sigma: Gaussian standard deviation in pixels, in ``(0, 39.89)`` (the reference's
+            kernel-size formula is undefined beyond).
 
     Returns:
         Gradient error / 1000 (``≥ 0``).
     """
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
+    # the reference's kernel-size formula needs sqrt(2π)·σ·0.01 < 1
+    if not 0 < sigma < 1.0 / (np.sqrt(2.0 * np.pi) * 0.01):
+        raise ValueError(f"sigma must be in (0, 39.89), got {sigma}")
     p, g = _pair(pred, gt)
     m = _region(mask, p.shape)
     diff = _gradient_magnitude(p, sigma) - _gradient_magnitude(g, sigma)
@@ -277,9 +287,12 @@ def conn(
 
     def phi(alpha: np.ndarray) -> np.ndarray:
         d = alpha - level
-        return 1.0 - d * (d >= 0.15)
+        d[d < 0.15] = 0.0
+        return np.subtract(1.0, d, out=d)
 
-    return _region_sum(np.abs(phi(p) - phi(g)), m) / 1000.0
+    err = phi(p)
+    err -= phi(g)
+    return _region_sum(np.abs(err, out=err), m) / 1000.0
 
 
 def matting_metrics(
@@ -636,8 +649,13 @@ def hce(
     p, g = _binary_pair(pred, gt)
     p = p > 0.5
     if gt_ske is None:
-        from skimage.morphology import skeletonize
-
+        try:
+            from skimage.morphology import skeletonize
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "hce() needs scikit-image for the default gt skeleton "
+                "(pip install scikit-image), or pass gt_ske"
+            ) from exc
         ske = skeletonize(g)
     else:
         ske = _as_map(gt_ske, "gt_ske") > 0.5
@@ -674,8 +692,8 @@ def dis_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
         gt: ground truth, ``H×W``, same dtypes, binarised at ``> 0.5``.
 
     Returns:
-        ``{"max_f"}`` (β² = 0.3), ``"weighted_f"`` (β² = 1), ``"mae"``, ``"s_measure"``
-        (α = 0.5), ``"e_measure_mean"``, ``"e_measure_max"``, ``"hce"`` (γ = 5, ε = 2).
+        ``{"max_f"`` (β² = 0.3), ``"weighted_f"`` (β² = 1), ``"mae"``, ``"s_measure"``
+        (α = 0.5), ``"e_measure_mean"``, ``"e_measure_max"``, ``"hce"`` (γ = 5, ε = 2)``}``.
     """
     p, g = _binary_pair(pred, gt)
     curve = _e_curve(p, g)

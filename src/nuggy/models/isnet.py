@@ -145,7 +145,7 @@ def remap_isnet_checkpoint(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor
 def isnet(*, in_ch: int = 3, out_ch: int = 1, width_divisor: int = 1) -> ISNetDIS:
     """IS-Net (44.0 M parameters). ``width_divisor`` shrinks every channel count (tests)."""
     stem = _div(64, width_divisor)
-    enc = scale_specs(U2NET_FULL["encoder"], width_divisor, keep_first_input=False)
+    enc = scale_specs(U2NET_FULL["encoder"], width_divisor)
     enc = (replace(enc[0], in_ch=stem), *enc[1:])
     dec = scale_specs(U2NET_FULL["decoder"], width_divisor, keep_first_input=False)
     return ISNetDIS(in_ch, out_ch, stem, enc, dec)

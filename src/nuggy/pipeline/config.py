@@ -29,6 +29,10 @@ class PipelineConfig:
         providers: ONNX Runtime execution providers; ``None`` picks automatically.
         threads: intra-op threads; ``None`` = all available cores.
         tta: add the un-flipped prediction of the horizontally flipped image (mean of both).
+    Interior:
+        interior: raise the confident inside of the subject (deeper than ``interior_depth`` ×
+            the image diagonal inside the 0.5 contour) to full opacity.
+        interior_depth: see ``interior``.
     Refinement (guided filter with the photo as guide, only near the edge):
         refine: run the guided filter.
         refine_radius: filter radius in pixels; ``None`` scales with the image size.
@@ -56,9 +60,12 @@ class PipelineConfig:
 
     tta: bool = True
 
+    interior: bool = True
+    interior_depth: float = 0.01
+
     refine: bool = True
     refine_radius: int | None = None
-    refine_eps: float = 1e-3
+    refine_eps: float = 1e-4
     refine_band: int | None = None
 
     islands: bool = True
@@ -80,7 +87,8 @@ class PipelineConfig:
 PRESETS: dict[str, PipelineConfig] = {
     # The raw model, nothing else: fastest.
     "fast": PipelineConfig(
-        tta=False, refine=False, islands=False, fill_holes=False, foreground=False
+        tta=False, interior=False, refine=False, islands=False, fill_holes=False,
+        foreground=False,
     ),
     # The hybrid pipeline.
     "default": PipelineConfig(),

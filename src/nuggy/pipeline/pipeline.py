@@ -74,6 +74,11 @@ class Pipeline:
         with stage("segment"):
             prob = predict_probability(predictor, image, tta=cfg.tta)
         alpha = prob
+        if cfg.interior:
+            from .interior import fill_interior
+
+            with stage("interior"):
+                alpha = fill_interior(alpha, depth=cfg.interior_depth)
         if cfg.refine:
             from .refine import refine_alpha
 

@@ -1,0 +1,146 @@
+"""`nuggy remove` on real photos: files, folders, stdin/stdout, backgrounds, bad files."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nuggy.cli.main import main
+
+from conftest import EXAMPLES
+
+pytestmark = pytest.mark.usefixtures("u2netp_path")
+
+
+@pytest.fixture()
+def photos(tmp_path) -> Path:
+    d = tmp_path / "shoot"
+    (d / "sub").mkdir(parents=True)
+    shutil.copy(EXAMPLES / "chelsea.jpg", d / "cat.jpg")
+    shutil.copy(EXAMPLES / "coffee.jpg", d / "sub" / "cup.jpg")
+    return d
+
+
+def _rgba(path: Path) -> np.ndarray:
+    im = Image.open(path)
+    assert im.mode == "RGBA"
+    return np.asarray(im)
+
+
+def test_single_file_default_name(photos):
+    assert main(["remove", str(photos / "cat.jpg"), "--preset", "fast", "-q"]) == 0
+    out = photos / "cat.nuggy.png"
+    a = _rgba(out)
+    assert a.shape == (300, 451, 4)
+    alpha = a[..., 3].astype(float) / 255
+    assert alpha.std() > 0.2  # not constant: subject and background both present
+
+
+def test_folder_recursive_keeps_structure_and_skips_existing(photos, tmp_path, capsys):
+    out = tmp_path / "cutouts"
+    assert main(["remove", str(photos), "-o", str(out), "-r", "--preset", "fast"]) == 0
+    assert (out / "cat.png").is_file() and (out / "sub" / "cup.png").is_file()
+    # non-recursive sees only the top folder
+    out2 = tmp_path / "flat"
+    assert main(["remove", str(photos), "-o", str(out2), "--preset", "fast", "-q"]) == 0
+    assert [p.name for p in out2.iterdir()] == ["cat.png"]
+    # existing outputs are skipped, not rewritten
+    before = (out / "cat.png").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["remove", str(photos), "-o", str(out), "-r", "--preset", "fast"]) == 0
+    err = capsys.readouterr().err
+    assert "0 written, 2 skipped, 0 failed" in err
+    assert (out / "cat.png").stat().st_mtime_ns == before
+    assert main(["remove", str(photos), "-o", str(out), "-r", "--preset", "fast", "--overwrite", "-q"]) == 0
+    assert (out / "cat.png").stat().st_mtime_ns != before
+
+
+def test_bad_file_does_not_stop_the_batch(photos, tmp_path, capsys):
+    (photos / "broken.jpg").write_bytes((EXAMPLES / "chelsea.jpg").read_bytes()[:2000])
+    (photos / "notes.png").write_bytes(b"hello")
+    out = tmp_path / "o"
+    rc = main(["remove", str(photos), "-o", str(out), "--preset", "fast"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "broken.jpg" in err and "truncated or corrupt" in err
+    assert "notes.png" in err and "not a recognised image" in err
+    assert "1 written, 0 skipped, 2 failed" in err
+    assert (out / "cat.png").is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["cat.png"]  # no partial files
+
+
+def test_never_overwrites_an_input(photos, capsys):
+    src = photos / "cat.png"
+    Image.open(photos / "cat.jpg").save(src)
+    before = src.read_bytes()
+    rc = main(["remove", str(src), "-o", str(src), "--preset", "fast", "--overwrite"])
+    assert rc == 1
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert src.read_bytes() == before
+
+
+@pytest.mark.parametrize("bg,mode", [("white", "RGB"), ("#00ff00", "RGB"), ("blur", "RGB")])
+def test_backgrounds(photos, tmp_path, bg, mode):
+    out = tmp_path / "x.png"
+    assert main(["remove", str(photos / "cat.jpg"), "-o", str(out), "--bg", bg, "--preset", "fast", "-q"]) == 0
+    im = Image.open(out)
+    assert im.mode == mode and im.size == (451, 300)
+
+
+def test_image_background_and_mask_only(photos, tmp_path):
+    out = tmp_path / "x.png"
+    bg = EXAMPLES / "rocket.jpg"
+    assert main(["remove", str(photos / "cat.jpg"), "-o", str(out), "--bg", str(bg), "--preset", "fast", "-q"]) == 0
+    assert Image.open(out).mode == "RGB"
+    m = tmp_path / "m.png"
+    assert main(["remove", str(photos / "cat.jpg"), "-o", str(m), "--mask-only", "--preset", "fast", "-q"]) == 0
+    mask = Image.open(m)
+    assert mask.mode == "L" and np.asarray(mask).std() > 50
+
+
+def test_bad_arguments(photos, tmp_path, capsys):
+    assert main(["remove", str(photos / "cat.jpg"), "--bg", "nonsense", "-q"]) == 2
+    assert "not a colour name" in capsys.readouterr().err
+    assert main(["remove", str(photos), "-o", "-"]) == 2
+    assert "exactly one input" in capsys.readouterr().err
+    assert main(["remove", str(tmp_path / "missing.jpg"), "-q"]) == 1
+    assert "no such file" in capsys.readouterr().err
+    assert main(["remove", str(photos / "cat.jpg"), "--preset", "nope"]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+
+
+def test_stdin_stdout_subprocess():
+    data = (EXAMPLES / "chelsea.jpg").read_bytes()
+    proc = subprocess.run(
+        [sys.executable, "-m", "nuggy", "remove", "-", "-o", "-", "--preset", "fast"],
+        input=data, capture_output=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    im = Image.open(io.BytesIO(proc.stdout))
+    assert im.mode == "RGBA" and im.size == (451, 300)
+    assert proc.stderr == b""  # nothing but the image on stdout, nothing noisy on stderr
+
+
+def test_help_is_fast():
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "nuggy", "--help"], capture_output=True, timeout=30)
+    dt = time.perf_counter() - t0
+    assert proc.returncode == 0 and b"remove" in proc.stdout
+    # Interpreter start-up is ~30 ms; importing numpy/onnxruntime/cv2 would add > 300 ms.
+    assert dt < 0.3 * 3, dt  # generous on a loaded CI core; the import check below is strict
+    proc = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from nuggy.cli.main import build_parser; build_parser();"
+         "heavy=[m for m in ('numpy','onnxruntime','cv2','torch','PIL','scipy') if m in sys.modules];"
+         "print(','.join(heavy))"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert proc.stdout.strip() == "", f"heavy modules imported by --help: {proc.stdout}"
