@@ -112,18 +112,18 @@ def test_unknown_region_needs_trimaps(tmp_path):
         evaluate(ds, folder_predict(preds, ds), regions=("unknown",))
 
 
-def _report(tmp_path: Path, name: str, shift: dict[str, int]) -> Path:
+def _report(tmp_path: Path, name: str, shift: dict[str, int], plots: bool = False) -> Path:
     ds = open_dataset(tmp_path / "d") if (tmp_path / "d").is_dir() else open_dataset(make_dataset(tmp_path / "d"))
     preds = make_predictions(tmp_path / f"pred_{name}", shift)
     out = tmp_path / name
     ev = evaluate(ds, folder_predict(preds, ds), regions=("whole", "unknown"), keep_worst=2,
                   source={"kind": "predictions", "path": str(preds)}, save_predictions=out / "predictions")
-    write_report(ev, out)
+    write_report(ev, out, plots=plots)
     return out
 
 
 def test_report_files(tmp_path):
-    out = _report(tmp_path, "rep", {"a": 1, "b": 3, "c": 0})
+    out = _report(tmp_path, "rep", {"a": 1, "b": 3, "c": 0}, plots=True)
     for f in ("scores.csv", "scores.json", "summary.md", "worst.png", "index.html"):
         assert (out / f).is_file(), f
     assert sorted(p.name for p in (out / "predictions").iterdir()) == ["a.png", "b.png", "c.png"]

@@ -11,7 +11,8 @@ DESCRIPTION = """Time the pipeline per stage and measure its memory, on photos o
 
 Test photos are an example photo resized to each size (--image to pick another). Each size
 runs --warmup times untimed, then --runs times; the table shows the mean time per stage,
-images per second, the process's peak RSS and its increase over the RSS before that size.
+images per second, the process's peak RSS and its increase over the baseline (the RSS
+with the model loaded and run once).
 -o FILE.json writes JSON (and FILE.md beside it); -o DIR writes DIR/bench.json and bench.md."""
 
 

@@ -192,6 +192,12 @@ def run(args) -> int:
     from nuggy.eval.datasets import DatasetError
     from nuggy.eval.evaluate import evaluate, folder_predict, pipeline_predict
 
+    config = None
+    if not args.predictions:
+        try:
+            config = config_from_args(args)  # bad settings first: cheaper than reading data
+        except (ValueError, TypeError) as exc:
+            return _err(str(exc))
     try:
         ds = _open(args)
     except (DatasetError, ValueError) as exc:
@@ -215,10 +221,6 @@ def run(args) -> int:
         from nuggy.pipeline.pipeline import Pipeline
         from nuggy.sources import ModelSourceError
 
-        try:
-            config = config_from_args(args)
-        except (ValueError, TypeError) as exc:
-            return _err(str(exc))
         pipe = Pipeline(config, accept_license=args.accept_license)
         try:
             pipe.predictor  # load once: a missing model is one clear error

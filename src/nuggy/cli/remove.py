@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="PATH",
                    help="output file (one input), folder (many inputs), or - for stdout")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
-    p.add_argument("--preset", default="default", help="fast | default (default: %(default)s)")
+    p.add_argument("--preset", default="default", help="fast | default | best (default: %(default)s)")
     p.add_argument("--model", default=None, help="registry model (default: u2netp; see 'nuggy models list')")
     p.add_argument("--weights", metavar="PATH", help="use this model file instead of the registry one")
     p.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
@@ -56,6 +56,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     st.add_argument("--foreground", action=argparse.BooleanOptionalAction, default=None,
                     help="foreground colour decontamination")
     st.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    mt = p.add_argument_group("trimap and matting")
+    mt.add_argument("--matting", choices=["auto", "fba", "cf", "knn", "lkm", "guided", "none"], default=None,
+                    help="solver in the trimap's unknown band (best preset: auto = FBA if its "
+                         "checkpoint is found, else closed-form)")
+    mt.add_argument("--matting-weights", metavar="PATH", help="FBA checkpoint (FBA.pth)")
+    mt.add_argument("--trimap", metavar="PATH",
+                    help="your own trimap (0/128/255, same size as the single INPUT): no segmentation")
+    mt.add_argument("--trimap-band", type=float, default=None, metavar="FRAC",
+                    help="base half-width of the automatic unknown band, fraction of the diagonal")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on a terminal only)")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
@@ -161,8 +170,8 @@ def _config_from_args(args):
 
     overrides = {}
     for name in ("tta", "interior", "refine", "refine_radius", "refine_eps", "islands", "island_min_area",
-                 "fill_holes", "foreground", "threads"):
-        v = getattr(args, name)
+                 "fill_holes", "foreground", "threads", "matting", "matting_weights", "trimap_band"):
+        v = getattr(args, name, None)
         if v is not None:
             overrides[name] = v
     if args.model:
@@ -186,7 +195,13 @@ def run(args) -> int:
         if args.format == "jpg" and not args.bg and not args.mask_only:
             raise UsageError("JPEG has no transparency: add --bg (e.g. --bg white) or use png/webp")
         config = _config_from_args(args)
-    except (UsageError, ValueError) as exc:
+        if args.trimap and len(jobs) != 1:
+            raise UsageError("--trimap takes exactly one INPUT (the trimap belongs to one image)")
+        if config.matting == "fba":  # a missing checkpoint is one clear error up front
+            from nuggy.pipeline.matte import resolve_method
+
+            resolve_method("fba", config.matting_weights)
+    except (UsageError, ValueError, FileNotFoundError) as exc:
         print(f"nuggy remove: {exc}", file=sys.stderr)
         return 2
     return process(jobs, config, args, log)
@@ -225,7 +240,8 @@ def process(jobs: list[Job], config, args, log) -> int:
         todo.append(j)
 
     pipe = Pipeline(config, accept_license=args.accept_license)
-    if todo:
+    user_trimap_path = getattr(args, "trimap", None)
+    if todo and not user_trimap_path:
         try:
             pipe.predictor  # load once, so a missing model is one clear error, not one per file
         except (ModelSourceError, FileNotFoundError, ValueError, RuntimeError) as exc:
@@ -277,7 +293,14 @@ def process(jobs: list[Job], config, args, log) -> int:
                 reads.append(reader.submit(read, todo[i + 2]))
             try:
                 image = fut.result()
-                result = pipe.run(image)
+                if user_trimap_path:
+                    from nuggy.pipeline.matte import run_with_trimap
+                    from nuggy.pipeline.trimap import load_trimap
+
+                    user_trimap = load_trimap(user_trimap_path, shape=image.shape[:2])
+                    result = run_with_trimap(image, user_trimap, config)
+                else:
+                    result = pipe.run(image)
             except (ImageError, ValueError, OSError) as exc:
                 failed.append((job.label, str(exc)))
                 bar.update(1)

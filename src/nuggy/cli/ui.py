@@ -43,6 +43,7 @@ def streamlit_command(args) -> list[str]:
 def run(args) -> int:
     import importlib.util
     import os
+    import signal
     import subprocess
 
     if importlib.util.find_spec("streamlit") is None:
@@ -61,11 +62,11 @@ def run(args) -> int:
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
     print(f"nuggy ui: {url}  (Ctrl+C to stop)", file=sys.stderr)
     proc = subprocess.Popen(streamlit_command(args), env=env)
-    if args.open:
-        import webbrowser
-
-        webbrowser.open(url)
+    # A SIGTERM to nuggy stops Streamlit too (no orphaned server).
+    previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
     try:
+        if args.open:
+            _open_when_up(url, proc)
         return proc.wait()
     except KeyboardInterrupt:
         proc.terminate()
@@ -73,4 +74,23 @@ def run(args) -> int:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _open_when_up(url: str, proc) -> None:
+    """Open ``url`` in a browser once Streamlit answers its health check (up to 60 s)."""
+    import time
+    import urllib.request
+    import webbrowser
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2):
+                webbrowser.open(url)
+                return
+        except OSError:
+            time.sleep(0.3)

@@ -70,7 +70,11 @@ def _fmt(value, fmt: str) -> str:
 
 def _fmt_delta(value: float, fmt: str) -> str:
     s = _fmt(value, fmt)
-    return s if s == "–" or s.startswith("-") else "+" + s
+    if s == "–":
+        return s
+    if float(s) == 0.0:  # no "-0.000" / "+0.000" for differences below the shown precision
+        return _fmt(0.0, fmt)
+    return s if s.startswith("-") else "+" + s
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Sequence[bool] | None = None) -> str:
@@ -256,11 +260,13 @@ def plot_metric(
         ax.set_xlabel(f"{n} images")
     else:
         ax.set_xticks(x)
-        ax.set_xticklabels(names, rotation=60 if n > 8 else 0, ha="right" if n > 8 else "center",
+        ax.set_xticklabels([str(s)[:28] for s in names], rotation=60 if n > 8 else 0, ha="right" if n > 8 else "center",
                            fontsize=8)
     ax.legend(fontsize=7, loc="best")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
+    longest = max((len(str(s)) for s in names), default=0)
+    bottom = min(0.5, 0.1 + 0.017 * longest) if n > 8 and not many else 0.14
+    fig.subplots_adjust(left=0.09, right=0.98, top=0.9, bottom=bottom)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return atomic_write_bytes(path, buf.getvalue())
@@ -645,7 +651,7 @@ def comparison_sheet(
         g = _thumb(_u8(gt), thumb_height)
         rows.append((
             f"{r['name']}   {key}: A {format(r[key]['a'], info.fmt)}  B {format(r[key]['b'], info.fmt)}"
-            f"  Δ {_fmt_delta(r[key]['delta'], info.fmt)}",
+            f"  delta {_fmt_delta(r[key]['delta'], info.fmt)}",
             [_thumb(image, thumb_height), g, preds[0], preds[1], error_map(preds[0], g), error_map(preds[1], g)],
         ))
     la, lb = cmp["a"]["label"], cmp["b"]["label"]

@@ -89,9 +89,12 @@ def _known_alpha(trimap: np.ndarray) -> np.ndarray:
 
 
 def band_tiles(
-    trimap: np.ndarray, *, margin: int, max_tile_pixels: int, overlap: int
+    trimap: np.ndarray, *, margin: int, max_tile_pixels: int, overlap: int, merge: bool = False
 ) -> tuple[list[Tile], np.ndarray]:
     """Solve windows covering the unknown region (see the module docstring).
+
+    With ``merge`` all components form one crop (their common bounding box): for non-local
+    solvers, whose unknown pixels gain from every known sample nearby.
 
     Returns:
         ``(tiles, labels)``: the tiles, and int32 H×W component labels of the dilated unknown
@@ -106,7 +109,16 @@ def band_tiles(
         grown = cv2.dilate(unknown, k)
     else:
         grown = unknown
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    if merge:
+        labels = grown.astype(np.int32)
+        ys, xs = np.nonzero(grown)
+        n = 2 if ys.size else 1
+        stats = np.zeros((n, 4), np.int64)
+        if ys.size:
+            stats[1] = (xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min())
+        del ys, xs
+    else:
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
     side = max(16, int(math.isqrt(max_tile_pixels)))
     core_side = max(8, side - 2 * overlap)
     tiles: list[Tile] = []
@@ -142,6 +154,24 @@ def _ramp(n: int, c0: int, c1: int, overlap: int) -> np.ndarray:
     return np.clip(1.0 - d / np.float32(overlap + 1), 0.0, 1.0)
 
 
+def _with_both_labels(trimap: np.ndarray, t: Tile) -> Tile:
+    """``t`` with its window grown (doubling, within the component's box) until it holds both
+    known labels, or is the whole box."""
+    y0, y1, x0, x1 = t.y0, t.y1, t.x0, t.x1
+    by0, by1, bx0, bx1 = t.box
+    grow = max(8, (y1 - y0 + x1 - x0) // 4)
+    while True:
+        tri = trimap[y0:y1, x0:x1]
+        if ((tri == 255).any() and (tri == 0).any()) or (y0, y1, x0, x1) == (by0, by1, bx0, bx1):
+            break
+        y0, y1 = max(by0, y0 - grow), min(by1, y1 + grow)
+        x0, x1 = max(bx0, x0 - grow), min(bx1, x1 + grow)
+        grow *= 2
+    if (y0, y1, x0, x1) == (t.y0, t.y1, t.x0, t.x1):
+        return t
+    return Tile(y0, y1, x0, x1, t.core, t.label, t.box)
+
+
 def _solve_tiles(
     image: np.ndarray,
     trimap: np.ndarray,
@@ -150,9 +180,12 @@ def _solve_tiles(
     margin: int,
     max_tile_pixels: int,
     overlap: int,
+    merge: bool = False,
 ) -> np.ndarray:
     alpha = _known_alpha(trimap)
-    tiles, labels = band_tiles(trimap, margin=margin, max_tile_pixels=max_tile_pixels, overlap=overlap)
+    tiles, labels = band_tiles(
+        trimap, margin=margin, max_tile_pixels=max_tile_pixels, overlap=overlap, merge=merge
+    )
     by_box: dict[tuple[int, int, int, int], list[Tile]] = {}
     for t in tiles:
         by_box.setdefault(t.box + (t.label,), []).append(t)  # type: ignore[arg-type]
@@ -163,14 +196,19 @@ def _solve_tiles(
             acc = np.zeros((by1 - by0, bx1 - bx0), np.float32)
             wsum = np.zeros_like(acc)
         for t in group:
+            t = _with_both_labels(trimap, t)
             tri = trimap[t.y0 : t.y1, t.x0 : t.x1]
-            sub = solver(
-                as_image(image[t.y0 : t.y1, t.x0 : t.x1]),
-                tri.astype(np.float64) / 255.0,
-                window=(t.y0, t.y1, t.x0, t.x1),
-                grid=trimap.shape,
-            )
-            sub = np.asarray(sub, np.float32).reshape(tri.shape)
+            has_fg, has_bg = bool((tri == 255).any()), bool((tri == 0).any())
+            if has_fg and has_bg:
+                sub = solver(
+                    as_image(image[t.y0 : t.y1, t.x0 : t.x1]),
+                    tri.astype(np.float64) / 255.0,
+                    window=(t.y0, t.y1, t.x0, t.x1),
+                    grid=trimap.shape,
+                )
+                sub = np.asarray(sub, np.float32).reshape(tri.shape)
+            else:  # one label only: the constant is the matting energy's minimiser
+                sub = np.full(tri.shape, 1.0 if has_fg else 0.0, np.float32)
             sel = (labels[t.y0 : t.y1, t.x0 : t.x1] == lab) & (tri == 128)
             if single:
                 alpha[t.y0 : t.y1, t.x0 : t.x1][sel] = sub[sel]
@@ -212,7 +250,7 @@ def guided_upsample(
     alpha_low: np.ndarray,
     *,
     radius: int | None = None,
-    eps: float = 1e-4,
+    eps: float = 1e-5,
     max_tile_pixels: int = 2_000_000,
 ) -> np.ndarray:
     """Bring a reduced-grid alpha back to full resolution inside the unknown band.
@@ -267,10 +305,11 @@ def solve_in_band(
     solver: Solver,
     *,
     margin: int,
-    max_tile_pixels: int = 512 * 512,
+    max_tile_pixels: int = 1024 * 1024,
     overlap: int = 32,
     max_unknown: int | None = None,
-    upsample_eps: float = 1e-4,
+    upsample_eps: float = 1e-5,
+    merge: bool = False,
 ) -> np.ndarray:
     """Run ``solver`` on crops around the unknown band and paste the results back.
 
@@ -286,6 +325,7 @@ def solve_in_band(
         max_unknown: when the band has more unknown pixels, solve on a grid reduced by
             ``sqrt(unknown / max_unknown)`` and guided-upsample (``None``: never reduce).
         upsample_eps: guided-filter regularisation of the upsampling.
+        merge: one crop for all components (see :func:`band_tiles`).
 
     Returns:
         float32 H×W alpha in [0, 1]; known pixels exactly 0.0 / 1.0.
@@ -303,9 +343,11 @@ def solve_in_band(
         low_img = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         low_tri = reduce_trimap(trimap, size)
         low = _solve_tiles(
-            low_img, low_tri, solver, margin=margin, max_tile_pixels=max_tile_pixels, overlap=overlap
+            low_img, low_tri, solver, margin=margin, max_tile_pixels=max_tile_pixels,
+            overlap=overlap, merge=merge,
         )
         return guided_upsample(image, trimap, low, eps=upsample_eps)
     return _solve_tiles(
-        image, trimap, solver, margin=margin, max_tile_pixels=max_tile_pixels, overlap=overlap
+        image, trimap, solver, margin=margin, max_tile_pixels=max_tile_pixels, overlap=overlap,
+        merge=merge,
     )

@@ -3,9 +3,10 @@ the trimap's unknown band.
 
 KNN matting is non-local: a pixel is tied to its nearest neighbours in a (colour, position)
 feature space. Solving on a crop keeps the neighbours found within ``margin`` known pixels of
-the band, which is where the useful colour samples are; pymatting scales the position features
-by the crop's size, so the distance weights are rescaled here to keep the image's spatial
-scale. The result therefore approximates (does not equal) the full-image solution.
+the band, which is where the useful colour samples are; all parts of the band share one crop
+(their common bounding box), so separate parts still see each other's samples. pymatting scales
+the position features by the crop's size, so the distance weights are rescaled here to keep the
+image's spatial scale. The result approximates (does not equal) the full-image solution.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def knn_alpha(
     margin: int = 16,
     rtol: float = 1e-7,
     maxiter: int = 10000,
-    max_tile_pixels: int = 512 * 512,
+    max_tile_pixels: int = 1024 * 1024,
     overlap: int = 32,
     max_unknown: int | None = None,
 ) -> np.ndarray:
@@ -73,4 +74,5 @@ def knn_alpha(
         max_tile_pixels=max_tile_pixels,
         overlap=overlap,
         max_unknown=max_unknown,
+        merge=True,
     )

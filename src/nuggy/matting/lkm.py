@@ -23,7 +23,7 @@ def lkm_alpha(
     radius: int = 10,
     rtol: float = 1e-7,
     maxiter: int = 10000,
-    max_tile_pixels: int = 512 * 512,
+    max_tile_pixels: int = 1024 * 1024,
     overlap: int = 32,
     max_unknown: int | None = None,
 ) -> np.ndarray:

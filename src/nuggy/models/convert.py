@@ -310,9 +310,9 @@ def convert_onnx(
             f"{path}: {len(onnx_convs)} convolutions in the ONNX graph, {len(order)} in {arch}"
         )
     modules = dict(model.named_modules())
-    by_name = {oc.module_path: oc for oc in onnx_convs}
-    if all(n in by_name for n, _ in order) and len(by_name) == len(order):
-        pairs = [(n, bn, by_name[n]) for n, bn in order]  # exporter kept module paths
+    by_name = _match_by_name(onnx_convs, [n for n, _ in order])
+    if by_name is not None:  # the exporter kept module paths: robust to node reordering
+        pairs = [(n, bn, by_name[n]) for n, bn in order]
     else:
         pairs = [(n, bn, oc) for (n, bn), oc in zip(order, onnx_convs)]
 
@@ -361,6 +361,22 @@ def convert_onnx(
             f"(e.g. {', '.join(missing[:5])}); only conv(+BN) networks can be converted"
         )
     return sd
+
+
+def _match_by_name(onnx_convs: list[OnnxConv], names: list[str]) -> dict[str, OnnxConv] | None:
+    """Map module names to ONNX convs by the paths in node names, allowing a wrapper prefix
+    (``/model/stage1/…`` for ``stage1.…``); ``None`` unless every conv matches exactly once."""
+    wanted = set(names)
+    found: dict[str, OnnxConv] = {}
+    for oc in onnx_convs:
+        if not oc.module_path:
+            return None
+        parts = oc.module_path.split(".")
+        hit = next((".".join(parts[i:]) for i in range(len(parts)) if ".".join(parts[i:]) in wanted), None)
+        if hit is None or hit in found:
+            return None
+        found[hit] = oc
+    return found if len(found) == len(wanted) else None
 
 
 def _resolve_source(

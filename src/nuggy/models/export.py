@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -122,7 +123,10 @@ def export_onnx(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     dummy = torch.zeros(1, 3, h, w)
-    with torch.no_grad():
+    # the TorchScript exporter (dynamo=False) needs no onnxscript and keeps module paths in
+    # node names; it warns that it is deprecated
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             head,
             (dummy,),

@@ -114,6 +114,14 @@ def _blurred_background(image: np.ndarray, alpha: np.ndarray, sigma_frac: float)
     return cv2.resize(out, (W, H), interpolation=cv2.INTER_LINEAR)
 
 
+def _to_u8(x: np.ndarray) -> np.ndarray:
+    """float in [0, 1] → uint8, rounded to nearest."""
+    y = np.multiply(x, np.float32(255.0), dtype=np.float32)
+    y += np.float32(0.5)
+    np.clip(y, 0, 255, out=y)
+    return y.astype(np.uint8)
+
+
 def compose(
     image: np.ndarray,
     alpha: np.ndarray,
@@ -135,15 +143,10 @@ def compose(
     bg = background or Background()
     if image.shape[:2] != alpha.shape:
         raise ValueError(f"image {image.shape[:2]} and alpha {alpha.shape} differ in size")
+    if bg.kind == "transparent":
+        return np.dstack([image if foreground is None else _to_u8(foreground), _to_u8(alpha)])
     fg = image.astype(np.float32) / 255.0 if foreground is None else foreground.astype(np.float32)
     a = np.clip(alpha.astype(np.float32), 0.0, 1.0)
-    if bg.kind == "transparent":
-        return np.dstack(
-            [
-                np.clip(fg * 255.0 + 0.5, 0, 255).astype(np.uint8),
-                np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8),
-            ]
-        )
     if bg.kind == "colour":
         back = np.broadcast_to(np.asarray(bg.colour, dtype=np.float32) / 255.0, fg.shape)
     elif bg.kind == "image":

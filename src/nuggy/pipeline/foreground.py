@@ -181,6 +181,30 @@ def _kernels() -> dict[str, object]:
                     out[k, ch] = acc[ch] / cnt
         return out
 
+    @njit(cache=True, nogil=True)
+    def bilinear_at(grid, ys, xs, full_h, full_w):
+        """Sample an h×w×C ``grid`` (a resize of a full_h×full_w array) at full-size pixels."""
+        gh, gw, c = grid.shape
+        n = ys.shape[0]
+        out = np.empty((n, c), np.float32)
+        sy = gh / full_h
+        sx = gw / full_w
+        for k in range(n):
+            v = min(max((ys[k] + 0.5) * sy - 0.5, 0.0), gh - 1.0)
+            u = min(max((xs[k] + 0.5) * sx - 0.5, 0.0), gw - 1.0)
+            v0 = int(v)
+            u0 = int(u)
+            v1 = min(v0 + 1, gh - 1)
+            u1 = min(u0 + 1, gw - 1)
+            fv = v - v0
+            fu = u - u0
+            for ch in range(c):
+                top = grid[v0, u0, ch] * (1.0 - fu) + grid[v0, u1, ch] * fu
+                bot = grid[v1, u0, ch] * (1.0 - fu) + grid[v1, u1, ch] * fu
+                out[k, ch] = top * (1.0 - fv) + bot * fv
+        return out
+
+    _KERNELS["bilinear_at"] = bilinear_at
     _KERNELS["solve_level"] = solve_level
     _KERNELS["sparse_box_mean"] = sparse_box_mean
     return _KERNELS
@@ -225,7 +249,8 @@ def estimate_foreground_ml(
     Args:
         image: H×W×3 RGB, uint8 or float in [0, 1].
         alpha: H×W floating alpha in [0, 1].
-        regularization: ε, smoothness weight of F and B everywhere.
+        regularization: ε > 0, smoothness weight of F and B everywhere (keeps every 2×2
+            system invertible).
         gradient_weight: extra smoothness where alpha changes, ``w|Δα|``.
         n_small_iterations: sweeps on levels no larger than ``small_size`` in both sides.
         n_big_iterations: sweeps on larger levels.
@@ -245,8 +270,10 @@ def estimate_foreground_ml(
     n_big_iterations = _check_count(n_big_iterations, "n_big_iterations", 0)
     small_size = _check_count(small_size, "small_size", 0)
     regularization, gradient_weight = float(regularization), float(gradient_weight)
-    if not (regularization >= 0 and gradient_weight >= 0 and regularization + gradient_weight > 0):
-        raise ValueError("regularization and gradient_weight must be >= 0, not both 0")
+    if not (regularization > 0 and math.isfinite(regularization)):
+        raise ValueError(f"regularization must be a finite number > 0, got {regularization}")
+    if not (gradient_weight >= 0 and math.isfinite(gradient_weight)):
+        raise ValueError(f"gradient_weight must be a finite number >= 0, got {gradient_weight}")
     h0, w0 = alpha32.shape
     fg_out = _to_unit_float32(image)
     bg_out = fg_out.copy() if return_background else None
@@ -317,32 +344,17 @@ def estimate_foreground_ml(
 
 
 def _mean_colour(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    px = image[mask].astype(np.float64)
-    if image.dtype == np.uint8:
-        px /= 255.0
-    return (px.sum(axis=0) / (px.shape[0] + 1e-5)).astype(np.float32)
+    """Mean colour (float32, 0..1) of the masked pixels; 0 where the mask is empty."""
+    m = mask.view(np.uint8)
+    if not cv2.countNonZero(m):
+        return np.zeros(3, np.float32)
+    mean = np.array(cv2.mean(np.ascontiguousarray(image), mask=m)[:3])
+    return (mean / 255.0 if image.dtype == np.uint8 else mean).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
 # Blur fusion
 # --------------------------------------------------------------------------------------------
-
-
-def _bilinear_at(grid: np.ndarray, ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Sample an h×w×C ``grid`` (a resize of an H×W array) bilinearly at full-size pixels."""
-    gh, gw = grid.shape[:2]
-    fh, fw = shape
-    v = np.clip((ys + 0.5) * (gh / fh) - 0.5, 0.0, gh - 1.0)
-    u = np.clip((xs + 0.5) * (gw / fw) - 0.5, 0.0, gw - 1.0)
-    v0 = v.astype(np.int64)
-    u0 = u.astype(np.int64)
-    v1 = np.minimum(v0 + 1, gh - 1)
-    u1 = np.minimum(u0 + 1, gw - 1)
-    fv = (v - v0).astype(np.float32)[:, None]
-    fu = (u - u0).astype(np.float32)[:, None]
-    top = grid[v0, u0] * (1 - fu) + grid[v0, u1] * fu
-    bot = grid[v1, u0] * (1 - fu) + grid[v1, u1] * fu
-    return top * (1 - fv) + bot * fv
 
 
 def _fuse(fbar: np.ndarray, bbar: np.ndarray, a: np.ndarray, img: np.ndarray) -> np.ndarray:
@@ -417,7 +429,10 @@ def estimate_foreground_blur(
     ma, mi, mai = mean[..., :1], mean[..., 1:4], mean[..., 4:7]
     fb = np.concatenate([mai / (ma + 1e-5), (mi - mai) / (1.0 - ma + 1e-5)], axis=2)
     ys, xs = sets[0]
-    fb = _bilinear_at(fb, ys, xs, (hc, wc)) if k > 1 else fb[ys, xs]
+    if k > 1:
+        fb = _kernels()["bilinear_at"](np.ascontiguousarray(fb, np.float32), ys, xs, hc, wc)
+    else:
+        fb = fb[ys, xs]
     a_q = a[ys, xs][:, None]
     fg = _fuse(fb[:, :3], fb[:, 3:], a_q, img[ys, xs])
     bg = fb[:, 3:]
@@ -463,8 +478,9 @@ def estimate_foreground(
         F, float32 H×W×3 in [0, 1]; equal to the image (scaled to [0, 1]) wherever alpha is
         0 or 1 away from fractional alpha.
     """
+    if "return_background" in options:
+        raise ValueError("estimate_foreground returns F only; for B call estimate_foreground_ml")
     if method == "ml":
-        options.pop("return_background", None)
         return estimate_foreground_ml(image, alpha, **options)  # type: ignore[arg-type]
     if method == "blur":
         return estimate_foreground_blur(image, alpha, **options)  # type: ignore[arg-type]

@@ -237,6 +237,19 @@ def _check_model(name: str, settings: Settings) -> None:
         )
 
 
+def _check_matting(method: str) -> None:
+    """422 for FBA matting when its checkpoint is not in the server's model cache."""
+    if method != "fba":
+        return
+    from nuggy.pipeline.matte import find_fba_weights
+
+    if find_fba_weights() is None:
+        raise HTTPException(
+            422, "matting=fba is not available on this server (no FBA.pth checkpoint in its "
+            "model cache); use matting=auto, cf, knn, lkm or guided",
+        )
+
+
 def _probe(data: bytes, settings: Settings) -> tuple[str, int, int]:
     """Format and size from the image header (no decoding); 415 / 413 as appropriate."""
     import io
@@ -356,6 +369,8 @@ def _error_status(exc: BaseException) -> tuple[int, str]:
         return 503, f"the model cannot be loaded: {exc}"
     if isinstance(exc, MemoryError):
         return 503, "out of memory while processing the image; try a smaller image"
+    if isinstance(exc, (FileNotFoundError, ImportError)):  # a stage's files or packages
+        return 503, f"a pipeline stage is not available on this server: {exc}"
     if isinstance(exc, ValueError):
         return 422, str(exc)
     log.exception("unexpected error while processing a request", exc_info=exc)
@@ -517,6 +532,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         def preflight() -> tuple[str, int, int]:
             _check_model(name, settings)
+            _check_matting(config.matting)
             return _probe(data, settings)
 
         _, width, height = await run_in_threadpool(preflight)

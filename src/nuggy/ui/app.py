@@ -27,7 +27,7 @@ ACCEPTED_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
 PREVIEW_SIDE = 900  # longest side of the images drawn in the page
 SLIDER_WIDTH = 700  # CSS width of the before/after slider
 DEFAULT_MAX_PIXELS = 40_000_000
-EPS_CHOICES = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+EPS_CHOICES = ["1e-5", "1e-4", "1e-3", "1e-2", "1e-1"]  # strings: Streamlit matches floats loosely
 BACKGROUNDS = ["Checkerboard (transparent)", "Colour", "Image", "Blurred photo"]
 
 
@@ -55,6 +55,16 @@ def matting_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("nuggy.pipeline.matte") is not None
+
+
+def fba_available() -> bool:
+    """Whether FBA Matting's checkpoint is in the model cache."""
+    try:
+        from nuggy.pipeline.matte import find_fba_weights
+
+        return find_fba_weights() is not None
+    except ImportError:
+        return False
 
 
 def default_preset() -> str:
@@ -197,11 +207,10 @@ def comparison_html(before: np.ndarray, after: np.ndarray, *, width: int = SLIDE
     """A before/after slider (HTML + CSS, one line of JS) and the height it needs in pixels."""
     before, after = preview(before), preview(after)
     h, w = before.shape[:2]
-    shown_w = min(width, w)
-    height = round(shown_w * h / w) + 8
+    height = round(width * h / w) + 8
     html = f"""<!doctype html><html><head><style>
 html,body{{margin:0;padding:0;background:transparent;font-family:sans-serif}}
-.cmp{{position:relative;width:{shown_w}px;max-width:100%;--pos:50%;user-select:none}}
+.cmp{{position:relative;width:{width}px;max-width:100%;--pos:50%;user-select:none}}
 .cmp img{{display:block;width:100%;height:auto}}
 .cmp img.after{{position:absolute;top:0;left:0;clip-path:inset(0 0 0 var(--pos))}}
 .cmp .bar{{position:absolute;top:0;bottom:0;left:var(--pos);width:2px;margin-left:-1px;
@@ -273,15 +282,23 @@ def _trim(store: OrderedDict, keep: int) -> None:
         store.popitem(last=False)
 
 
+def _rendered(entry: dict, choice: BackgroundChoice) -> np.ndarray:
+    """The full-size cut-out on ``choice``, kept for the latest background of each image."""
+    k = choice.key()
+    if entry.get("bg") != k:
+        entry.update(bg=k, rendered=render(entry["result"], choice), png={})
+    return entry["rendered"]
+
+
 def _encoded(entry: dict, choice: BackgroundChoice) -> bytes:
+    """PNG bytes of :func:`_rendered` (encoded once per background)."""
     from nuggy.io import encode_image
 
-    cache = entry.setdefault("png", {})
-    k = choice.key()
-    if k not in cache:
-        cache.clear()  # keep one background per image
-        cache[k] = encode_image(render(entry["result"], choice), "PNG")
-    return cache[k]
+    rendered = _rendered(entry, choice)
+    cache = entry["png"]
+    if choice.key() not in cache:
+        cache[choice.key()] = encode_image(rendered, "PNG")
+    return cache[choice.key()]
 
 
 def _mask_png(entry: dict) -> bytes:
@@ -295,8 +312,8 @@ def _mask_png(entry: dict) -> bytes:
 # --------------------------------------------------------------------------- page
 
 
-def _sidebar() -> tuple[Any, BackgroundChoice] | None:
-    """Model, preset, stage controls and background; ``None`` if nothing can run."""
+def _sidebar() -> tuple[Any, BackgroundChoice]:
+    """Model, preset and stage controls (→ a PipelineConfig) and the background choice."""
     from nuggy.io import ImageError, decode_image
     from nuggy.pipeline.config import PRESETS, MattingMethod
 
@@ -319,9 +336,9 @@ def _sidebar() -> tuple[Any, BackgroundChoice] | None:
     refine = sb.checkbox("Guided filter refinement", value=base.refine, key=f"refine:{tag}")
     radius = sb.slider("Guided filter radius (px, 0 = auto)", 0, 64, base.refine_radius or 0,
                        key=f"radius:{tag}", disabled=not refine)
-    eps0 = min(EPS_CHOICES, key=lambda e: abs(np.log10(e) - np.log10(base.refine_eps)))
-    eps = sb.select_slider("Guided filter eps", EPS_CHOICES, value=eps0, key=f"eps:{tag}",
-                           format_func=lambda v: f"{v:g}", disabled=not refine)
+    eps0 = min(EPS_CHOICES, key=lambda e: abs(np.log10(float(e)) - np.log10(base.refine_eps)))
+    eps = float(sb.select_slider("Guided filter eps", EPS_CHOICES, value=eps0, key=f"eps:{tag}",
+                                 disabled=not refine))
     islands = sb.checkbox("Remove islands", value=base.islands, key=f"islands:{tag}")
     island_min = sb.slider("Island threshold (fraction of the subject)", 0.0, 0.5,
                            float(base.island_min_area), 0.01, key=f"island_min:{tag}",
@@ -329,9 +346,13 @@ def _sidebar() -> tuple[Any, BackgroundChoice] | None:
     fill = sb.checkbox("Fill holes", value=base.fill_holes, key=f"fill:{tag}")
     overrides: dict[str, Any] = {}
     if matting_available():
-        solvers = list(get_args(MattingMethod))
-        matting = sb.selectbox("Matting solver", solvers, index=solvers.index(base.matting),
-                               key=f"matting:{tag}", help="alpha inside the trimap's unknown band")
+        solvers = [m for m in get_args(MattingMethod) if m != "fba" or fba_available()]
+        start = base.matting if base.matting in solvers else "auto"
+        matting = sb.selectbox("Matting solver", solvers, index=solvers.index(start),
+                               key=f"matting:{tag}",
+                               help="alpha inside the trimap's unknown band"
+                               + ("" if "fba" in solvers else
+                                  "; fba needs FBA.pth in the model cache"))
         band = sb.slider("Trimap band (fraction of the diagonal)", 0.002, 0.05,
                          float(base.trimap_band), 0.001, format="%.3f", key=f"band:{tag}",
                          disabled=matting == "none")
@@ -388,7 +409,7 @@ def _show_one(entry: dict, choice: BackgroundChoice, idx: int) -> None:
         return
     result = entry["result"]
     h, w = result.alpha.shape
-    shown = on_screen(render(result, choice))
+    shown = on_screen(preview(_rendered(entry, choice)))
     html, height = comparison_html(result.image, shown)
     show_html(html, height)
     st.caption(f"{entry['name']} — {w}×{h} — {format_timings(result.timings)}")
@@ -425,11 +446,10 @@ def main() -> None:
     st.caption("Cut subjects out of photos: segmentation, edge refinement, island cleaning"
                + (", matting" if matting_available() else "") + ", colour decontamination.")
     try:
-        picked = _sidebar()
+        config, choice = _sidebar()
     except Exception as exc:  # noqa: BLE001
         st.error(f"Cannot set up the pipeline: {describe_error(exc)}")
         return
-    config, choice = picked
     files = st.file_uploader("Drop photos here", type=ACCEPTED_TYPES, accept_multiple_files=True,
                              key="uploads", help="one or many images; each is processed once "
                              "per setting and kept while you adjust the background")

@@ -1,0 +1,229 @@
+"""Load test of the HTTP API on loopback: throughput, status mix, output validity, memory.
+
+Starts ``nuggy serve`` in a subprocess on a free 127.0.0.1 port, warms it up, records the
+server's resident memory, sends N requests with C in flight (httpx, bounded), checks that every
+200 is a PNG of the input's size and every 503 carries Retry-After, records memory again and
+prints a summary. Exits 1 on a crash, any status other than 200/503, a bad image, or resident
+memory growth above --max-rss-growth (default 10 %).
+
+    python benchmarks/load_api.py                       # 300 requests, 8 concurrent
+    python benchmarks/load_api.py --requests 50 --concurrency 4 --server-queue 8
+
+All traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of ``pid`` (psutil if present, else /proc)."""
+    try:
+        import psutil
+
+        return psutil.Process(pid).memory_info().rss
+    except ImportError:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    raise RuntimeError(f"cannot read the memory of process {pid}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_image(side: int) -> tuple[bytes, tuple[int, int]]:
+    from PIL import Image
+
+    im = Image.open(ROOT / "examples" / "chelsea.jpg").convert("RGB")
+    im.thumbnail((side, side))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=90)
+    return buf.getvalue(), im.size
+
+
+@dataclass
+class Tally:
+    codes: dict[int, int] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    bad: list[str] = field(default_factory=list)
+
+    def add(self, code: int) -> None:
+        self.codes[code] = self.codes.get(code, 0) + 1
+
+
+async def fire(url: str, data: bytes, size: tuple[int, int], n: int, concurrency: int,
+               timeout: float, tally: Tally) -> None:
+    import httpx
+    from PIL import Image
+
+    gate = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+
+        async def one(i: int) -> None:
+            async with gate:
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post(url, files={"image": (f"{i}.jpg", data, "image/jpeg")})
+                except httpx.HTTPError as exc:
+                    tally.add(-1)
+                    tally.bad.append(f"request {i}: {type(exc).__name__}: {exc}")
+                    return
+                dt = time.perf_counter() - t0
+            tally.add(r.status_code)
+            if r.status_code == 200:
+                tally.latencies.append(dt)
+                try:
+                    im = Image.open(io.BytesIO(r.content))
+                    im.load()
+                    if im.format != "PNG" or im.size != size or im.mode != "RGBA":
+                        tally.bad.append(f"request {i}: {im.format} {im.mode} {im.size}")
+                except Exception as exc:  # noqa: BLE001
+                    tally.bad.append(f"request {i}: undecodable PNG ({exc})")
+            elif r.status_code == 503:
+                if not r.headers.get("retry-after", "").isdigit():
+                    tally.bad.append(f"request {i}: 503 without Retry-After")
+            else:
+                tally.bad.append(f"request {i}: HTTP {r.status_code} {r.text[:200]}")
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--requests", type=int, default=300)
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    p.add_argument("--warmup", type=int, default=16)
+    p.add_argument("--size", type=int, default=160, help="longest side of the test photo")
+    p.add_argument("--preset", default="fast")
+    p.add_argument("--server-concurrency", type=int, default=1)
+    p.add_argument("--server-queue", type=int, default=8,
+                   help="server queue (default 8: no 503 at 8 in flight; lower it to see 503s)")
+    p.add_argument("--max-rss-growth", type=float, default=0.10)
+    p.add_argument("--max-seconds", type=float, default=900, help="abort the run after this")
+    args = p.parse_args(argv)
+
+    import httpx
+
+    data, size = make_image(args.size)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    url = f"{base}/v1/remove?preset={args.preset}"
+    cmd = [sys.executable, "-m", "nuggy", "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--concurrency", str(args.server_concurrency), "--queue", str(args.server_queue),
+           "--log-level", "warning"]
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"nuggy-load-{port}.log"
+    log = open(log_path, "wb")
+    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    failures: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                print(log_path.read_text(), file=sys.stderr)
+                print("server did not start", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        rss_start = rss_bytes(server.pid)
+
+        warm = Tally()
+        asyncio.run(fire(url, data, size, args.warmup, args.concurrency, 120, warm))
+        rss_warm = rss_bytes(server.pid)
+
+        peak = [rss_warm]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.2):
+                try:
+                    peak[0] = max(peak[0], rss_bytes(server.pid))
+                except (OSError, RuntimeError):
+                    return
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        tally = Tally()
+        t0 = time.perf_counter()
+        try:
+            asyncio.run(asyncio.wait_for(
+                fire(url, data, size, args.requests, args.concurrency, 120, tally),
+                timeout=args.max_seconds))
+        except asyncio.TimeoutError:
+            failures.append(f"run exceeded --max-seconds {args.max_seconds:g}")
+        wall = time.perf_counter() - t0
+        stop.set()
+        sampler.join()
+        time.sleep(0.5)
+        alive = server.poll() is None
+        rss_end = rss_bytes(server.pid) if alive else 0
+        health = httpx.get(base + "/healthz", timeout=5).json() if alive else {}
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+
+    ok = tally.codes.get(200, 0)
+    busy = tally.codes.get(503, 0)
+    other = sum(v for k, v in tally.codes.items() if k not in (200, 503))
+    growth = (rss_end - rss_warm) / rss_warm if rss_end else float("nan")
+    lat = sorted(tally.latencies)
+    mb = 1024 * 1024
+    print(f"nuggy API load test: {args.requests} requests, {args.concurrency} in flight, "
+          f"{size[0]}×{size[1]} JPEG, preset {args.preset}, server concurrency "
+          f"{args.server_concurrency} + queue {args.server_queue}")
+    print(f"  statuses      200: {ok}   503: {busy}   other: {other}  {dict(sorted(tally.codes.items()))}")
+    print(f"  wall          {wall:.1f} s   throughput {ok / wall:.1f} images/s")
+    if lat:
+        print(f"  latency (200) p50 {statistics.median(lat) * 1000:.0f} ms   "
+              f"p95 {lat[int(0.95 * (len(lat) - 1))] * 1000:.0f} ms   max {lat[-1] * 1000:.0f} ms")
+    print(f"  server RSS    start {rss_start / mb:.1f} MiB   after warm-up {rss_warm / mb:.1f} MiB   "
+          f"peak {peak[0] / mb:.1f} MiB   end {rss_end / mb:.1f} MiB   growth {growth * 100:+.1f} %")
+    print(f"  after the run {health}")
+
+    if not alive:
+        failures.append("the server process died (log: %s)" % log_path)
+    if other:
+        failures.append(f"{other} responses were neither 200 nor 503")
+    failures.extend(tally.bad[:10])
+    if alive and growth > args.max_rss_growth:
+        failures.append(f"RSS grew {growth * 100:.1f} % (limit {args.max_rss_growth * 100:.0f} %)")
+    if ok == 0:
+        failures.append("no request succeeded")
+    for f in failures:
+        print(f"FAIL: {f}", file=sys.stderr)
+    print("PASS" if not failures else "FAIL")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

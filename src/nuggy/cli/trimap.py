@@ -1,0 +1,99 @@
+"""``nuggy trimap``: write the automatic trimap of images (to inspect, edit, or feed back)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DESCRIPTION = """Write the automatic trimap (0 background, 128 unknown, 255 foreground) of images.
+
+  nuggy trimap dog.jpg                    -> dog.trimap.png next to it
+  nuggy trimap dog.jpg -o dog_trimap.png  one input, one output file
+  nuggy trimap shoots/*.jpg -o trimaps/   many inputs into a folder
+
+The trimap comes from the same segmentation as 'nuggy remove' (same --preset / --model options).
+Edit it and pass it back with 'nuggy remove dog.jpg --trimap dog_trimap.png'."""
+
+SUFFIX = ".trimap.png"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files")
+    p.add_argument("-o", "--output", metavar="PATH",
+                   help="output file (one input) or folder (default: INPUT.trimap.png beside it)")
+    p.add_argument("--preset", default="default", help="fast | default | best (segmentation stages)")
+    p.add_argument("--model", default=None, help="registry model (default: u2netp)")
+    p.add_argument("--weights", metavar="PATH", help="use this model file instead of the registry one")
+    p.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
+    p.add_argument("--accept-license", metavar="ID", help="accept a gated model's licence (agpl-3.0)")
+    p.add_argument("--trimap-band", type=float, default=None, metavar="FRAC",
+                   help="base half-width of the unknown band, fraction of the diagonal (default 0.01)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip test-time augmentation")
+    p.add_argument("--threads", type=int, default=None, help="inference threads")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+
+
+def _outputs(inputs: list[str], output: str | None) -> list[tuple[str, str]]:
+    if output and len(inputs) == 1 and Path(output).suffix.lower() == ".png" and not Path(output).is_dir():
+        return [(inputs[0], output)]
+    if output is None:
+        return [(s, str(Path(s).with_name(Path(s).stem + SUFFIX))) for s in inputs]
+    if Path(output).suffix and not Path(output).is_dir():
+        raise ValueError(f"{output}: with several inputs (or a non-PNG name) -o must be a folder")
+    return [(s, str(Path(output) / (Path(s).stem + SUFFIX))) for s in inputs]
+
+
+def run(args) -> int:
+    from nuggy.io import ImageError, load_image, save_image
+    from nuggy.pipeline.config import preset
+    from nuggy.pipeline.pipeline import Pipeline
+    from nuggy.pipeline.trimap import make_trimap
+    from nuggy.sources import ModelSourceError
+
+    try:
+        jobs = _outputs(args.inputs, args.output)
+        overrides: dict[str, object] = {"matting": "none", "foreground": False, "backend": args.backend}
+        if args.model:
+            overrides["model"] = args.model
+        if args.weights:
+            overrides["weights"] = args.weights
+            if not args.model:
+                overrides["model"] = None if args.backend == "onnx" else "u2netp"
+        for name in ("trimap_band", "tta", "threads"):
+            if getattr(args, name) is not None:
+                overrides[name] = getattr(args, name)
+        cfg = preset(args.preset, **overrides)
+        pipe = Pipeline(cfg, accept_license=args.accept_license)
+        pipe.predictor
+    except (ValueError, ModelSourceError, FileNotFoundError, RuntimeError) as exc:
+        print(f"nuggy trimap: {exc}", file=sys.stderr)
+        return 2
+    failed = 0
+    for src, dst in jobs:
+        if os.path.exists(dst) and not args.overwrite:
+            print(f"nuggy trimap: {dst} exists (--overwrite to replace)", file=sys.stderr)
+            failed += 1
+            continue
+        if os.path.exists(dst) and os.path.exists(src) and os.path.samefile(src, dst):
+            print(f"nuggy trimap: {dst} is the input; refusing to overwrite it", file=sys.stderr)
+            failed += 1
+            continue
+        try:
+            image = load_image(src)
+            result = pipe.run(image)
+            trimap = make_trimap(result.alpha, band=cfg.trimap_band, image=image)
+            Path(dst).parent.mkdir(parents=True, exist_ok=True)
+            save_image(trimap, dst)
+        except (ImageError, ValueError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if not args.quiet:
+            unknown = float((trimap == 128).mean())
+            print(f"{src} -> {dst} ({unknown:.1%} unknown)", file=sys.stderr)
+    return 1 if failed else 0

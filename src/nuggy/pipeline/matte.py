@@ -1,0 +1,204 @@
+"""Matting stage: trimap from the pipeline's alpha, then a solver inside the unknown band.
+
+``matte(image, alpha, cfg)`` builds the adaptive trimap (:func:`nuggy.pipeline.trimap.make_trimap`,
+half-width ``cfg.trimap_band`` × diagonal) and solves alpha in its unknown band with
+``cfg.matting``:
+
+* ``fba``: FBA Matting (Forte & Pitié 2020) with the checkpoint ``cfg.matting_weights`` or
+  ``FBA.pth`` in the model cache; it also returns the foreground colour F.
+* ``cf`` / ``knn`` / ``lkm``: pymatting's closed-form, KNN and large-kernel solvers on crops of
+  the band (:mod:`nuggy.matting`); large bands are solved on a reduced grid and guided-upsampled.
+* ``guided``: the fast colour-line + guided-filter solver, seeded with the pipeline's alpha.
+* ``auto``: ``fba`` when its checkpoint is found, otherwise :data:`AUTO_CLASSICAL` (the best
+  classical solver on the alphamatting.com dev set; see ``benchmarks/matting.py``).
+
+:func:`run_with_trimap` is the path for a user-supplied trimap: no segmentation at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "AUTO_CLASSICAL",
+    "MAX_UNKNOWN",
+    "FBA_MAX_PIXELS",
+    "find_fba_weights",
+    "resolve_method",
+    "solve_alpha",
+    "matte",
+    "run_with_trimap",
+]
+
+log = logging.getLogger("nuggy")
+
+#: The classical solver ``auto`` uses when FBA is unavailable (measured on the dev set: lowest
+#: SAD/MSE in the unknown region with the ground-truth trimaps; see benchmarks/matting.py).
+AUTO_CLASSICAL = "cf"
+#: Unknown pixels above which a solver works on a reduced grid (speed and memory bound).
+MAX_UNKNOWN = {"cf": 150_000, "knn": 150_000, "lkm": 100_000}
+#: FBA runs on at most this many pixels (the band's bounding box, reduced if larger).
+FBA_MAX_PIXELS = 1_500_000
+#: File names of the FBA checkpoint looked up in the model cache.
+FBA_FILENAMES = ("FBA.pth", "fba.pth")
+
+
+def find_fba_weights(weights: str | None = None) -> Path | None:
+    """The FBA checkpoint: ``weights`` if given (must exist), else ``FBA.pth`` in the cache."""
+    if weights:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: FBA checkpoint not found (matting_weights)")
+        return path
+    from ..sources import models_dir
+
+    for name in FBA_FILENAMES:
+        path = models_dir() / name
+        if path.is_file():
+            return path
+    return None
+
+
+def resolve_method(method: str, weights: str | None = None) -> str:
+    """The solver that runs for ``method`` (``auto`` → ``fba`` or :data:`AUTO_CLASSICAL`)."""
+    if method == "auto":
+        return "fba" if find_fba_weights(weights) is not None else AUTO_CLASSICAL
+    if method == "fba" and find_fba_weights(weights) is None:
+        from ..sources import models_dir
+
+        raise FileNotFoundError(
+            "FBA Matting needs its checkpoint FBA.pth (Forte & Pitié, from the authors' "
+            f"repository): pass it with --matting-weights PATH or put it in {models_dir()}; "
+            "or use --matting auto|cf|knn|lkm|guided"
+        )
+    return method
+
+
+@functools.lru_cache(maxsize=2)
+def _fba_predictor(path: str):
+    from ..runtime.torch import FBAPredictor
+
+    return FBAPredictor(path)
+
+
+def _fba(
+    image: np.ndarray, trimap: np.ndarray, weights: Path
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """FBA alpha (and F) on the band's bounding box, reduced to :data:`FBA_MAX_PIXELS`."""
+    import cv2
+
+    from ..matting.band import guided_upsample, reduce_trimap
+
+    h, w = trimap.shape
+    alpha = (trimap == 255).astype(np.float32)
+    ys, xs = np.nonzero(trimap == 128)
+    if ys.size == 0:
+        return alpha, None
+    pad = max(32, round(0.05 * math.hypot(h, w)))
+    y0, y1 = max(0, ys.min() - pad), min(h, ys.max() + 1 + pad)
+    x0, x1 = max(0, xs.min() - pad), min(w, xs.max() + 1 + pad)
+    del ys, xs
+    img, tri = image[y0:y1, x0:x1], trimap[y0:y1, x0:x1]
+    predictor = _fba_predictor(str(weights))
+    ch, cw = tri.shape
+    s = math.sqrt(ch * cw / FBA_MAX_PIXELS)
+    if s <= 1.0:
+        a, f, _ = predictor.predict(np.ascontiguousarray(img), np.ascontiguousarray(tri))
+        alpha[y0:y1, x0:x1][tri == 128] = a[tri == 128]
+        fg = image.astype(np.float32) * np.float32(1 / 255)
+        fg[y0:y1, x0:x1] = np.where((a > 0)[..., None], f, fg[y0:y1, x0:x1])
+        return alpha, fg
+    size = (max(8, round(cw / s)), max(8, round(ch / s)))
+    low_img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    low_tri = reduce_trimap(tri, size)
+    a, _, _ = predictor.predict(low_img, low_tri)
+    alpha[y0:y1, x0:x1] = guided_upsample(img, tri, a)
+    return alpha, None  # F at reduced resolution would blur the edge: the pipeline estimates it
+
+
+def solve_alpha(
+    method: str,
+    image: np.ndarray,
+    trimap: np.ndarray,
+    *,
+    prior: np.ndarray | None = None,
+    weights: str | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Alpha (float32 H×W) and, from FBA only, F (float32 H×W×3) for a validated trimap."""
+    method = resolve_method(method, weights)
+    if method == "fba":
+        return _fba(image, trimap, find_fba_weights(weights))  # type: ignore[arg-type]
+    if method == "guided":
+        from ..matting.guided import guided_alpha
+
+        return guided_alpha(image, trimap, prior=prior), None
+    from ..matting import get_solver
+
+    return get_solver(method)(image, trimap, max_unknown=MAX_UNKNOWN.get(method)), None
+
+
+def matte(
+    image: np.ndarray,
+    alpha: np.ndarray | None,
+    cfg,
+    *,
+    trimap: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The pipeline's matting stage.
+
+    Args:
+        image: RGB uint8 H×W×3.
+        alpha: the pipeline's float H×W alpha in [0, 1] (segmentation → refine → clean);
+            ``None`` only with ``trimap``.
+        cfg: a :class:`~nuggy.pipeline.config.PipelineConfig` (``matting``,
+            ``matting_weights``, ``trimap_band``).
+        trimap: a user trimap (uint8 H×W, 0/128/255; validated) that replaces the automatic one.
+
+    Returns:
+        ``(alpha, foreground, trimap)``: float32 H×W alpha in [0, 1] (exactly 0 / 1 on the
+        trimap's known pixels), FBA's float32 H×W×3 foreground in [0, 1] or ``None`` (the
+        pipeline then estimates it), and the uint8 trimap used.
+    """
+    from .trimap import make_trimap, validate_trimap
+
+    if trimap is None:
+        if alpha is None:
+            raise ValueError("matte needs the pipeline's alpha or a trimap")
+        trimap = make_trimap(alpha, band=cfg.trimap_band, image=image)
+    else:
+        trimap = validate_trimap(trimap, shape=image.shape[:2])
+    method = "auto" if cfg.matting == "none" else cfg.matting
+    out, fg = solve_alpha(method, image, trimap, prior=alpha, weights=cfg.matting_weights)
+    return out, fg, trimap
+
+
+def run_with_trimap(image: np.ndarray, trimap: np.ndarray, cfg):
+    """A :class:`~nuggy.pipeline.config.Result` from a user trimap (no segmentation model):
+    alpha from ``cfg.matting`` (``none`` counts as ``auto``), then the foreground colour when
+    ``cfg.foreground``. ``Result.probability`` is the trimap's known alpha (0 / 0.5 / 1)."""
+    from .config import Result
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    alpha, fg, trimap = matte(image, None, cfg, trimap=trimap)
+    timings["matte"] = time.perf_counter() - t0
+    if cfg.foreground and fg is None:
+        from .foreground import estimate_foreground
+
+        t0 = time.perf_counter()
+        fg = estimate_foreground(image, alpha)
+        timings["foreground"] = time.perf_counter() - t0
+    return Result(
+        image=image,
+        alpha=alpha,
+        probability=trimap.astype(np.float32) * np.float32(1 / 255),
+        foreground=fg,
+        trimap=trimap,
+        timings=timings,
+    )

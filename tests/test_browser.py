@@ -1,0 +1,151 @@
+"""End to end in a real browser: ``nuggy ui`` on a loopback port, headless Chromium uploads a
+photo and waits for the cut-out; a screenshot goes to ``$NUGGY_SCREENSHOT`` (or the test's
+temporary folder).
+
+Needs selenium (PyPI) and Chromium + chromedriver (Debian: ``apt-get install chromium
+chromium-driver``; ``NUGGY_CHROMIUM`` / ``NUGGY_CHROMEDRIVER`` point elsewhere). Skipped, with
+the reason, where any is missing. Selenium Manager is never asked to download anything: both
+paths are given explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLES
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("u2netp_path")]
+
+
+def _which(env: str, *names: str) -> str | None:
+    if os.environ.get(env):
+        return os.environ[env] if Path(os.environ[env]).is_file() else None
+    for n in names:
+        found = shutil.which(n)
+        if found:
+            return found
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def browser_tools() -> tuple[str, str]:
+    pytest.importorskip("selenium", reason="selenium not installed (pip install selenium)")
+    pytest.importorskip("streamlit", reason="streamlit not installed (pip install 'nuggy[ui]')")
+    chromium = _which("NUGGY_CHROMIUM", "chromium", "chromium-browser", "google-chrome")
+    driver = _which("NUGGY_CHROMEDRIVER", "chromedriver")
+    if not chromium or not driver:
+        pytest.skip("headless browser test needs Chromium and chromedriver "
+                    "(Debian: apt-get install chromium chromium-driver)")
+    return chromium, driver
+
+
+@pytest.fixture()
+def ui_server(tmp_path):
+    """``nuggy ui --preset fast`` on a free loopback port; yields its URL."""
+    port = _free_port()
+    log_path = tmp_path / "streamlit.log"
+    env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nuggy", "ui", "--port", str(port), "--preset", "fast"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None:
+                pytest.fail("nuggy ui exited early:\n" + log_path.read_text())
+            if time.monotonic() > deadline:
+                pytest.fail("nuggy ui did not come up within 90 s:\n" + log_path.read_text())
+            time.sleep(0.3)
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)  # the group this test started: nuggy + streamlit
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def test_upload_in_chromium_shows_the_cutout(browser_tools, ui_server, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    chromium, chromedriver = browser_tools
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage", "--window-size=1400,1500",
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        opts.add_argument(flag)
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager reach out
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=opts)
+    shot = Path(os.environ.get("NUGGY_SCREENSHOT") or tmp_path / "nuggy-ui.png")
+    try:
+        driver.get(ui_server)
+        wait = WebDriverWait(driver, 120)
+        upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "input[type=file]")))
+        upload.send_keys(str((EXAMPLES / "chelsea.jpg").resolve()))
+        # The caption under the slider appears once the cut-out is made.
+        wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "chelsea.jpg — 451×300"))
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')) >= 2)
+        wait.until(lambda d: all(
+            d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", im)
+            for im in d.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')
+        ))
+        assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+        assert "Download PNG" in driver.find_element(By.TAG_NAME, "body").text
+        # The before/after slider: both layers decoded, and dragging it moves the split.
+        frame = driver.find_element(By.CSS_SELECTOR, "iframe")
+        driver.switch_to.frame(frame)
+        wait.until(lambda d: d.execute_script(
+            "return [...document.images].length == 2 && "
+            "[...document.images].every(i => i.complete && i.naturalWidth > 0)"))
+        driver.execute_script(
+            "const s = document.querySelector('input[type=range]'); s.value = 30;"
+            "s.dispatchEvent(new Event('input'));")
+        pos = driver.execute_script(
+            "return document.getElementById('cmp').style.getPropertyValue('--pos')")
+        assert pos == "30%"
+        driver.execute_script(
+            "const s = document.querySelector('input[type=range]'); s.value = 50;"
+            "s.dispatchEvent(new Event('input'));")
+        driver.switch_to.default_content()
+        time.sleep(0.5)  # let the last images paint
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        assert driver.save_screenshot(str(shot))
+        print(f"screenshot: {shot}")
+    finally:
+        driver.quit()
+    assert shot.stat().st_size > 10_000

@@ -1,0 +1,106 @@
+"""End to end with the real u2netp model on real photos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import nuggy
+from nuggy.pipeline.config import PRESETS, preset
+from nuggy.pipeline.pipeline import Pipeline
+
+pytestmark = pytest.mark.usefixtures("u2netp_path")
+
+
+def test_default_pipeline_on_a_real_photo(chelsea):
+    result = Pipeline("default").run(chelsea)
+    a = result.alpha
+    assert a.shape == chelsea.shape[:2] and a.dtype == np.float32
+    assert 0.0 <= a.min() and a.max() <= 1.0
+    # chelsea: a cat's head filling the lower-middle of the frame, background top corners
+    h, w = a.shape
+    assert a[int(0.6 * h), w // 2] > 0.9, "the cat's face must be opaque"
+    assert a[5, 5] < 0.1 and a[5, w - 5] < 0.1, "the top corners are background"
+    assert 0.2 < (a > 0.5).mean() < 0.9
+    assert result.foreground is not None and result.foreground.shape == chelsea.shape
+    assert set(result.timings) >= {"segment", "interior", "refine", "clean", "foreground"}
+    rgba = result.rgba()
+    assert rgba.shape == (h, w, 4) and rgba.dtype == np.uint8
+
+
+def test_fast_is_the_raw_model_and_tta_is_symmetric(chelsea):
+    fast = Pipeline("fast").run(chelsea)
+    np.testing.assert_array_equal(fast.alpha, fast.probability)
+    assert fast.foreground is None and list(fast.timings) == ["segment"]
+    # flip TTA: the prediction of the mirrored photo is the mirror of the prediction
+    tta = Pipeline(preset("fast", tta=True))
+    a = tta.run(chelsea).alpha
+    b = tta.run(np.ascontiguousarray(chelsea[:, ::-1])).alpha[:, ::-1]
+    # Equal up to resampling: OpenCV area-resizing by a non-integer factor is not mirror-exact
+    # (0.5 grey levels on average here), which moves steep edges by a fraction of a pixel;
+    # a missing un-flip would give a mean difference of ~0.1.
+    diff = np.abs(a - b)
+    assert diff.mean() < 1e-2 and np.quantile(diff, 0.999) < 0.1, (diff.mean(), diff.max())
+
+
+def test_python_api_remove(chelsea, tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "cat.png"
+    Image.fromarray(chelsea).save(path)
+    out = nuggy.remove(str(path))
+    assert out.mode == "RGBA" and out.size == (451, 300)
+    on_white = nuggy.remove(chelsea, bg="white", preset="fast")
+    assert on_white.mode == "RGB"
+    mask = nuggy.remove(Image.fromarray(chelsea), mask_only=True, preset="fast")
+    assert mask.mode == "L"
+    with pytest.raises(ValueError, match="unknown preset"):
+        nuggy.remove(chelsea, preset="nope")
+    with pytest.raises(TypeError, match="unsupported image type"):
+        nuggy.remove(42)
+
+
+def test_bad_arrays():
+    pipe = Pipeline("fast")
+    with pytest.raises(ValueError, match="RGB uint8"):
+        pipe.run(np.zeros((10, 10), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        pipe.run(np.zeros((10, 10, 3), np.float32))
+
+
+def test_presets_are_configs():
+    assert {"fast", "default"} <= set(PRESETS)
+    assert preset("default", tta=False).tta is False
+    with pytest.raises(TypeError):
+        preset("default", no_such_switch=1)
+
+
+def test_weights_file_without_spec_needs_model(u2netp_path, tmp_path, chelsea):
+    import shutil
+
+    mine = tmp_path / "mine.onnx"
+    shutil.copy(u2netp_path, mine)
+    with pytest.raises(ValueError, match="--model"):
+        Pipeline(preset("fast", model=None, weights=str(mine))).run(chelsea)
+    a = Pipeline(preset("fast", model="u2netp", weights=str(mine))).run(chelsea).alpha
+    b = Pipeline("fast").run(chelsea).alpha
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_default_beats_raw_on_dev_set(dev_dir):
+    """The hybrid pipeline must earn its place: mean SAD, MSE and Grad below the raw model's."""
+    from nuggy.eval.metrics import grad, mse, sad
+    from nuggy.io import load_image
+
+    raw, default = Pipeline("fast"), Pipeline("default")
+    scores = {"raw": [], "default": []}
+    for img in sorted((dev_dir / "image").glob("*.png")):
+        image = load_image(img)
+        gt = load_image(dev_dir / "alpha" / img.name)[..., 0].astype(np.float32) / 255
+        for name, pipe in (("raw", raw), ("default", default)):
+            a = pipe.run(image).alpha
+            scores[name].append((sad(a, gt), mse(a, gt), grad(a, gt)))
+    r = np.mean(scores["raw"], axis=0)
+    d = np.mean(scores["default"], axis=0)
+    assert (d < r).all(), f"default {d} vs raw {r} (SAD, MSE, Grad)"
