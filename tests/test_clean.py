@@ -112,7 +112,8 @@ def test_fill_holes():
     changed = out != a
     assert changed.sum() == 9 + 4
     default = fill_holes(a)  # 0.001 of the subject: 7.6 px, only the 4 px hole
-    assert (default[30:32, 70:72] == 1).all() and np.array_equal(default[50:53, 50:53], a[50:53, 50:53])
+    assert (default[30:32, 70:72] == 1).all()
+    assert np.array_equal(default[50:53, 50:53], a[50:53, 50:53])
     assert (default != a).sum() == 4
     # a larger limit fills the big hole too
     assert (fill_holes(a, max_relative_area=0.06)[60:80, 25:45] == 1).all()

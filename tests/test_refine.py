@@ -148,7 +148,8 @@ def test_guided_filter_uint8_guide_is_scaled_to_unit_range():
     # a grey guide given as H×W×1 is the same as H×W
     g1 = g8[..., :1]
     np.testing.assert_array_equal(
-        guided_filter(g1, src, radius=2, eps=1e-2), guided_filter(g8[..., 0], src, radius=2, eps=1e-2)
+        guided_filter(g1, src, radius=2, eps=1e-2),
+        guided_filter(g8[..., 0], src, radius=2, eps=1e-2),
     )
 
 
@@ -175,7 +176,9 @@ def test_guided_filter_matches_opencv_away_from_borders(colour):
 def test_fast_guided_filter_close_to_exact_on_smooth_data():
     h, w = 160, 200
     yy, xx = np.mgrid[0:h, 0:w] / 40.0
-    guide = np.stack([0.5 + 0.4 * np.sin(xx), 0.5 + 0.4 * np.cos(yy), 0.5 + 0.2 * np.sin(xx + yy)], -1)
+    guide = np.stack(
+        [0.5 + 0.4 * np.sin(xx), 0.5 + 0.4 * np.cos(yy), 0.5 + 0.2 * np.sin(xx + yy)], -1
+    )
     src = 0.5 + 0.4 * np.sin(0.7 * xx + 0.3 * yy)
     g, s = guide.astype(np.float32), src.astype(np.float32)
     exact = guided_filter(g, s, radius=8, eps=1e-3)

@@ -50,7 +50,8 @@ def remove_islands(
     set to 0, and so is their soft halo, i.e. every pixel with ``alpha > 0.5/255`` (visible in
     8 bits) that is connected to a dropped component through such pixels and lies strictly
     closer to a dropped component than to a kept one of the same connected soft region
-    (Euclidean distance). Kept components are never changed. A soft region that holds no kept
+    (Euclidean distance, 5×5 chamfer approximation). Kept components are never changed.
+    Sub-visible alpha (at most 0.5/255) is left as it is. A soft region that holds no kept
     component is zeroed whole, so only a dropped island whose halo merges with a kept
     component's costs distance transforms (over that region's bounding box).
 

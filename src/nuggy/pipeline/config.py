@@ -37,8 +37,8 @@ class PipelineConfig:
         refine: run the guided filter.
         refine_radius: filter radius in pixels; ``None`` scales with the image size.
         refine_eps: regularisation of the guided filter (on 0..1 intensities).
-        refine_band: half-width in pixels of the edge band the filter may change;
-            ``None`` scales with the image size.
+        refine_band: how far in pixels the filter may reach beyond the edge core (both
+            sides of the 0.5 contour plus uncertain pixels); ``None`` scales with the image.
     Cleaning:
         islands: drop small connected components that are not part of the subject.
         island_min_area: components smaller than this fraction of the largest one are dropped.
@@ -92,6 +92,9 @@ PRESETS: dict[str, PipelineConfig] = {
     ),
     # The hybrid pipeline.
     "default": PipelineConfig(),
+    # The hybrid pipeline + adaptive trimap and matting in its unknown band (FBA when its
+    # checkpoint is found, else closed-form matting).
+    "best": PipelineConfig(matting="auto"),
 }
 
 

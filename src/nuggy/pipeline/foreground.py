@@ -44,7 +44,7 @@ def _check_inputs(image: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be H×W×3, got shape {image.shape}")
     if alpha.ndim != 2 or alpha.shape != image.shape[:2]:
-        raise ValueError(f"alpha must be H×W matching the image {image.shape[:2]}, got {alpha.shape}")
+        raise ValueError(f"alpha must be H×W like the image {image.shape[:2]}, got {alpha.shape}")
     if image.dtype != np.uint8 and not np.issubdtype(image.dtype, np.floating):
         raise ValueError(f"image must be uint8 or floating point in [0, 1], got {image.dtype}")
     if not np.issubdtype(alpha.dtype, np.floating):
@@ -159,39 +159,46 @@ def _kernels() -> dict[str, object]:
                 bg[k, 2] = min(max(i01 * f2 + i11 * b2, 0.0), 1.0)
 
     @njit(cache=True, nogil=True)
-    def sparse_box_mean(ys, xs, idx, vals, radius):
-        """Mean of ``vals`` over the stored pixels of the (2r+1)² window at each (ys, xs)."""
-        h, w = idx.shape
-        n = ys.shape[0]
+    def sparse_box_mean(ys_q, xs_q, ys_p, xs_p, idx_p, vals, radius):
+        """Mean of ``vals`` (given at the pixels ys_p, xs_p) over the in-image (2r+1)² window
+        of each query pixel, separably: row sums at every stored pixel, then column sums.
+        Every in-image window pixel of a query must be stored, and so must the row windows
+        of the pixels up to r rows above and below it."""
+        h, w = idx_p.shape
         c = vals.shape[1]
-        out = np.zeros((n, c), np.float32)
+        rows = np.zeros(vals.shape, np.float64)
+        for k in range(ys_p.shape[0]):
+            y = ys_p[k]
+            for xx in range(max(xs_p[k] - radius, 0), min(xs_p[k] + radius + 1, w)):
+                j = idx_p[y, xx]
+                if j >= 0:
+                    for ch in range(c):
+                        rows[k, ch] += vals[j, ch]
+        out = np.empty((ys_q.shape[0], c), np.float32)
         acc = np.zeros(c, np.float64)
-        for k in range(n):
+        for k in range(ys_q.shape[0]):
+            x = xs_q[k]
+            y_lo = max(ys_q[k] - radius, 0)
+            y_hi = min(ys_q[k] + radius + 1, h)
+            n = (y_hi - y_lo) * (min(x + radius + 1, w) - max(x - radius, 0))
             acc[:] = 0.0
-            cnt = 0
-            for yy in range(max(ys[k] - radius, 0), min(ys[k] + radius + 1, h)):
-                for xx in range(max(xs[k] - radius, 0), min(xs[k] + radius + 1, w)):
-                    j = idx[yy, xx]
-                    if j >= 0:
-                        cnt += 1
-                        for ch in range(c):
-                            acc[ch] += vals[j, ch]
-            if cnt:
+            for yy in range(y_lo, y_hi):
+                j = idx_p[yy, x]
                 for ch in range(c):
-                    out[k, ch] = acc[ch] / cnt
+                    acc[ch] += rows[j, ch]
+            for ch in range(c):
+                out[k, ch] = acc[ch] / n
         return out
 
     @njit(cache=True, nogil=True)
-    def bilinear_at(grid, ys, xs, full_h, full_w):
-        """Sample an h×w×C ``grid`` (a resize of a full_h×full_w array) at full-size pixels."""
+    def bilinear_at(grid, ys, xs, factor):
+        """Sample an h×w×C ``grid`` of ``factor``×``factor`` block means at full-size pixels."""
         gh, gw, c = grid.shape
         n = ys.shape[0]
         out = np.empty((n, c), np.float32)
-        sy = gh / full_h
-        sx = gw / full_w
         for k in range(n):
-            v = min(max((ys[k] + 0.5) * sy - 0.5, 0.0), gh - 1.0)
-            u = min(max((xs[k] + 0.5) * sx - 0.5, 0.0), gw - 1.0)
+            v = min(max((ys[k] + 0.5) / factor - 0.5, 0.0), gh - 1.0)
+            u = min(max((xs[k] + 0.5) / factor - 0.5, 0.0), gw - 1.0)
             v0 = int(v)
             u0 = int(u)
             v1 = min(v0 + 1, gh - 1)
@@ -204,7 +211,33 @@ def _kernels() -> dict[str, object]:
                 out[k, ch] = top * (1.0 - fv) + bot * fv
         return out
 
+    @njit(cache=True, nogil=True)
+    def block_means(image, alpha, y0, x0, hc, wc, factor, scale):
+        """Means of α, I and αI (7 channels) over factor×factor blocks of a crop."""
+        hs = (hc + factor - 1) // factor
+        ws = (wc + factor - 1) // factor
+        acc = np.zeros((hs, ws, 7), np.float64)
+        cnt = np.zeros((hs, ws), np.float64)
+        for y in range(hc):
+            by = y // factor
+            for x in range(wc):
+                bx = x // factor
+                a = np.float64(alpha[y0 + y, x0 + x])
+                acc[by, bx, 0] += a
+                for ch in range(3):
+                    v = min(max(image[y0 + y, x0 + x, ch] * scale, 0.0), 1.0)
+                    acc[by, bx, 1 + ch] += v
+                    acc[by, bx, 4 + ch] += a * v
+                cnt[by, bx] += 1.0
+        out = np.empty((hs, ws, 7), np.float32)
+        for by in range(hs):
+            for bx in range(ws):
+                for ch in range(7):
+                    out[by, bx, ch] = acc[by, bx, ch] / cnt[by, bx]
+        return out
+
     _KERNELS["bilinear_at"] = bilinear_at
+    _KERNELS["block_means"] = block_means
     _KERNELS["solve_level"] = solve_level
     _KERNELS["sparse_box_mean"] = sparse_box_mean
     return _KERNELS
@@ -375,10 +408,10 @@ def estimate_foreground_blur(
     Each round takes alpha-weighted local means (box filters of radius r) of the current F
     and B, ``F̄ = mean(αF)/mean(α)`` and ``B̄ = mean((1−α)B)/mean(1−α)``, and sets
     ``F = clip(F̄ + α(I − αF̄ − (1−α)B̄), 0, 1)``, ``B = B̄``; F = B = I at the start. The
-    default radii (45, 3) are the paper's box sizes 90 and 6. The first round runs on the image
-    area-downsampled by ``downsample`` (default ``max(1, radii[0] // 8)``; its means are smooth
-    at that scale) and is sampled bilinearly; later rounds are evaluated exactly, only at the
-    pixels that reach fractional alpha. F = image wherever alpha is (almost) 0 or 1.
+    default radii (45, 3) are the paper's box sizes 90 and 6. The first round runs on
+    ``downsample``² block means of α, I and αI (default ``max(1, radii[0] // 8)``; its box means
+    are smooth at that scale) and is sampled bilinearly; later rounds are evaluated exactly,
+    only at the pixels that reach fractional alpha. F = image wherever alpha is (almost) 0 or 1.
 
     Args:
         image: H×W×3 RGB, uint8 or float in [0, 1].
@@ -416,21 +449,19 @@ def estimate_foreground_blur(
         grown = frac if r == 0 else cv2.dilate(frac, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
         sets.append(_nonzero(grown))
 
-    # round 1 (F = B = I): dense, on the downsampled crop
-    ai = img * a[..., None]
+    # round 1 (F = B = I): dense, on block means of the crop
     if k > 1:
-        size = (max(1, -(-wc // k)), max(1, -(-hc // k)))
-        small = [cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in (a, img, ai)]
+        scale = 1.0 / 255.0 if image.dtype == np.uint8 else 1.0
+        small = _kernels()["block_means"](image, alpha32, y0, x0, hc, wc, k, scale)
         r0 = max(1, round(radii[0] / k))
     else:
-        small, r0 = [a, img, ai], radii[0]
-    del ai
-    mean = box_filter(np.dstack(small), r0)
+        small, r0 = np.dstack([a, img, img * a[..., None]]), radii[0]
+    mean = box_filter(small, r0)
     ma, mi, mai = mean[..., :1], mean[..., 1:4], mean[..., 4:7]
     fb = np.concatenate([mai / (ma + 1e-5), (mi - mai) / (1.0 - ma + 1e-5)], axis=2)
     ys, xs = sets[0]
     if k > 1:
-        fb = _kernels()["bilinear_at"](np.ascontiguousarray(fb, np.float32), ys, xs, hc, wc)
+        fb = _kernels()["bilinear_at"](np.ascontiguousarray(fb, np.float32), ys, xs, float(k))
     else:
         fb = fb[ys, xs]
     a_q = a[ys, xs][:, None]
@@ -441,8 +472,9 @@ def estimate_foreground_blur(
     for i in range(1, len(radii)):
         idx = _index_map((hc, wc), ys, xs)
         vals = np.concatenate([a_q, fg * a_q, bg * (1.0 - a_q)], axis=1).astype(np.float32)
-        ys, xs = sets[i]
-        mean = _kernels()["sparse_box_mean"](ys, xs, idx, vals, radii[i])
+        yq, xq = sets[i]
+        mean = _kernels()["sparse_box_mean"](yq, xq, ys, xs, idx, vals, radii[i])
+        ys, xs = yq, xq
         ma = mean[:, :1]
         fbar = mean[:, 1:4] / (ma + 1e-5)
         bbar = mean[:, 4:7] / (1.0 - ma + 1e-5)

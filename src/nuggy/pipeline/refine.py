@@ -174,7 +174,7 @@ def guided_filter(
     eps: float,
     subsample: int = 1,
 ) -> np.ndarray:
-    """Guided filter of ``src`` with ``guide`` (He et al. 2010/2013; fast variant of He & Sun 2015).
+    """Guided filter of ``src`` by ``guide`` (He et al. 2010/2013; fast variant: He & Sun 2015).
 
     Args:
         guide: H×W (grey) or H×W×3 (colour) guide; uint8 (divided by 255) or float in [0, 1].
@@ -234,7 +234,7 @@ def guided_filter(
     hs, ws = max(1, -(-h // s)), max(1, -(-w // s))
     g_small = cv2.resize(np.ascontiguousarray(guide), (ws, hs), interpolation=cv2.INTER_AREA)
     g_small = _as_unit_float32(g_small.reshape(hs, ws, c), "guide")
-    p_small = cv2.resize(src.astype(np.float32, copy=False), (ws, hs), interpolation=cv2.INTER_AREA)
+    p_small = cv2.resize(src.astype(np.float32), (ws, hs), interpolation=cv2.INTER_AREA)
     g_mean = g_small.reshape(-1, c).mean(axis=0, dtype=np.float64).astype(np.float32)
     p_mean = np.float32(p_small.mean(dtype=np.float64))
     ab = _coefficients(g_small - g_mean, p_small - p_mean, max(1, round(radius / s)), float(eps))
@@ -314,7 +314,7 @@ def edge_weight(prob: np.ndarray, band: int) -> np.ndarray:
     if band <= 0 or not cv2.countNonZero(core):
         return np.zeros((h, w), np.float32)
     # 3×3 chamfer approximation of the Euclidean distance (within ~8 %), Lipschitz ≤ 1
-    dist = cv2.distanceTransform(cv2.compare(core, 0, cv2.CMP_EQ), cv2.DIST_L2, cv2.DIST_MASK_3)
+    dist = cv2.distanceTransform((core == 0).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_3)
     ramp = max(1.0, band / 2.0)
     # 1 for dist <= band - ramp, 0 for dist >= band
     dist *= np.float32(-k / ramp)
@@ -361,14 +361,17 @@ def refine_alpha(
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be H×W×3, got shape {image.shape}")
     if prob.ndim != 2 or prob.shape != image.shape[:2]:
-        raise ValueError(f"prob must be H×W matching the image {image.shape[:2]}, got {prob.shape}")
+        raise ValueError(f"prob must be H×W like the image {image.shape[:2]}, got {prob.shape}")
     if not np.issubdtype(prob.dtype, np.floating):
         raise ValueError(f"prob must be floating point, got dtype {prob.dtype}")
     h, w = prob.shape
     d_radius, d_band = default_refine_params(h, w)
     radius = d_radius if radius is None else _check_int(radius, "radius", 1)
     band = d_band if band is None else _check_int(band, "band", 0)
-    s = _auto_subsample(h, w, radius) if subsample is None else _check_int(subsample, "subsample", 1)
+    if subsample is None:
+        s = _auto_subsample(h, w, radius)
+    else:
+        s = _check_int(subsample, "subsample", 1)
     out = prob.astype(np.float32)  # always a copy
     if out.size == 0:
         return out

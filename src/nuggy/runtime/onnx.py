@@ -72,6 +72,9 @@ def get_session(path: str | os.PathLike, *, providers=None, threads: int | None 
             opts.inter_op_num_threads = 1
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             opts.log_severity_level = 3
+            # No busy-waiting between ops: batch runs decode and encode in threads beside
+            # inference, and spinning workers would steal their cores.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
                 sess = ort.InferenceSession(path, sess_options=opts, providers=list(provs))
             except Exception as exc:  # noqa: BLE001 - a bad file must name itself
