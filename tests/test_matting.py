@@ -144,33 +144,41 @@ def _sad_mse(alpha, gt, unknown):
     return np.abs(err[unknown]).sum() / 1000, (err[unknown] ** 2).mean() * 1000
 
 
-# Band-restricted vs pymatting on the full image, same inputs (ground-truth trimap).
-# cf: the systems are identical (see nuggy.matting.band), measured |Δα| ≤ 1.4e-5 on GT01 and
-#     3.4e-6 on GT04: SAD/MSE must agree to 0.1 %.
-# knn: the crop sees fewer far-away neighbours; measured SAD +0.07 % (GT01) and +0.3 % (GT04):
-#     allow 2 %.
-# lkm: the known pixels are soft constraints, so known pixels at a crop's border differ
-#     slightly: allow 2 % (on a 200×200 crop of GT01: pymatting's lkm is slow).
+# Band-restricted vs pymatting on the full image, same inputs (ground-truth trimap). The
+# 240×200 window of GT01 has its unknown region in ~30 % of the window, so the band crop is
+# genuinely smaller than the image.
+# cf: the systems are identical (see nuggy.matting.band); measured |Δα| ≤ 1.4e-5 (whole GT01),
+#     3e-8 (window): SAD/MSE agree to 1e-5 relative, asserted to 1e-3.
+# lkm: known pixels are soft constraints, so pixels at the crop border see fewer windows;
+#     measured SAD −0.09 %, MSE −0.01 %, |Δα| ≤ 1.4e-3 (window): asserted to 1 %.
+# knn: the crop only offers neighbours near the band and pymatting scales the position features
+#     per crop (we rescale them by the geometric mean of the two axes); measured SAD +2.5 %,
+#     MSE +5.8 %, |Δα| ≤ 0.04 on the window (+0.07 % / +0.05 % SAD on whole GT01 / GT04):
+#     asserted to 5 % (SAD) and 10 % (MSE).
+WINDOW = (slice(200, 400), slice(400, 640))
 PARITY = [
-    ("cf", "GT01", None, 1e-3),
-    ("knn", "GT01", (slice(150, 350), slice(250, 500)), 0.02),
-    ("lkm", "GT01", (slice(150, 350), slice(250, 450)), 0.02),
+    ("cf", None, 1e-3, 1e-3),
+    ("cf", WINDOW, 1e-3, 1e-3),
+    ("lkm", WINDOW, 0.01, 0.01),
+    ("knn", WINDOW, 0.05, 0.10),
 ]
 
 
-@pytest.mark.parametrize("method,name,crop,rel", PARITY)
-def test_dev_band_matches_full_image(method, name, crop, rel, one_numba_thread):
+@pytest.mark.parametrize("method,crop,rel_sad,rel_mse", PARITY)
+def test_dev_band_matches_full_image(method, crop, rel_sad, rel_mse, one_numba_thread):
     import pymatting
 
-    image, trimap, gt = _dev(name, crop)
+    image, trimap, gt = _dev("GT01", crop)
     unknown = trimap == 128
     assert unknown.any()
     direct = getattr(pymatting, f"estimate_alpha_{method}")(image / 255.0, trimap / 255.0)
     band = solve(method, image, trimap)
     s_band, m_band = _sad_mse(band, gt, unknown)
     s_full, m_full = _sad_mse(direct, gt, unknown)
-    assert s_band == pytest.approx(s_full, rel=rel)
-    assert m_band == pytest.approx(m_full, rel=max(rel, 0.02 if method != "cf" else rel))
+    assert s_band == pytest.approx(s_full, rel=rel_sad)
+    assert m_band == pytest.approx(m_full, rel=rel_mse)
+    if method == "cf":
+        assert np.abs(band - direct)[unknown].max() < 1e-4
 
 
 # ------------------------------------------------------------------------------ matte stage

@@ -29,7 +29,11 @@ def _bn(p: str, c: int) -> dict:
 
 
 def _rebnconv(p: str, cin: int, cout: int) -> dict:
-    return {f"{p}.conv_s1.weight": (cout, cin, 3, 3), f"{p}.conv_s1.bias": (cout,), **_bn(f"{p}.bn_s1", cout)}
+    return {
+        f"{p}.conv_s1.weight": (cout, cin, 3, 3),
+        f"{p}.conv_s1.bias": (cout,),
+        **_bn(f"{p}.bn_s1", cout),
+    }
 
 
 def _rsu(p: str, L: int, cin: int, mid: int, cout: int) -> dict:
@@ -80,7 +84,8 @@ def upstream_keys(arch: str) -> dict[str, tuple[int, ...]]:
     if arch == "isnet":
         d |= _conv("conv_in", 3, 64, 3)
     if arch == "isnet_gt_encoder":
-        d |= {"conv_in.conv.weight": (16, 1, 3, 3), "conv_in.conv.bias": (16,), **_bn("conv_in.bn", 16)}
+        d |= {"conv_in.conv.weight": (16, 1, 3, 3), "conv_in.conv.bias": (16,)}
+        d |= _bn("conv_in.bn", 16)
     for name, (L, cin, mid, cout) in stages.items():
         d |= _rsu(name, L, cin, mid, cout)
     for i, c in enumerate(sides, 1):
@@ -95,7 +100,8 @@ def _numbered_state_dict(keys: dict) -> dict:
     sd = {}
     for i, (k, shape) in enumerate(keys.items()):
         dtype = torch.long if k.endswith("num_batches_tracked") else torch.float32
-        sd[k] = torch.full(shape, float(i) + (1.0 if k.endswith("running_var") else 0.0), dtype=dtype)
+        value = float(i) + (1.0 if k.endswith("running_var") else 0.0)
+        sd[k] = torch.full(shape, value, dtype=dtype)
     return sd
 
 
@@ -229,7 +235,8 @@ def test_odd_sizes(arch, size):
 
 def test_isnet_features_match_gt_encoder_features():
     """Intermediate supervision compares ISNetDIS features with the GT encoder's: same shapes."""
-    net, gt = create_model("isnet", width_divisor=8).eval(), create_model("isnet_gt_encoder", width_divisor=8).eval()
+    net = create_model("isnet", width_divisor=8).eval()
+    gt = create_model("isnet_gt_encoder", width_divisor=8).eval()
     with torch.no_grad():
         _, f_net = net(torch.randn(1, 3, 96, 80))
         _, f_gt = gt(torch.rand(1, 1, 96, 80))

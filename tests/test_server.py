@@ -141,7 +141,12 @@ def test_openapi_documents_both_upload_styles(client):
     )
     assert {"413", "415", "422", "503", "504"} <= set(op["responses"])
     params = {p["name"] for p in op["parameters"]}
-    assert {"format", "bg", "preset", "model", "tta", "refine_radius", "island_min_area"} <= params
+    assert {"format", "bg", "preset", "model", "tta", "interior", "refine_radius",
+            "island_min_area", "matting", "foreground"} <= params
+    from nuggy.pipeline.config import PRESETS
+
+    preset_param = next(p for p in op["parameters"] if p["name"] == "preset")
+    assert preset_param["schema"]["enum"] == list(PRESETS)  # new presets appear by themselves
 
 
 def test_docs_can_be_switched_off():
@@ -230,6 +235,19 @@ def test_matting_stage_runs_when_installed(client, png, photo):
     assert r.status_code == 200, r.text
     assert "matte;dur=" in r.headers["server-timing"]
     assert _open(r.content).size == photo.size
+
+
+def test_preset_best_when_present(client, jpeg, photo):
+    from nuggy.pipeline.config import PRESETS
+
+    if "best" not in PRESETS:
+        pytest.skip("no 'best' preset in this build")
+    r = client.post("/v1/remove?preset=best&bg=white", files={"image": ("cat.jpg", jpeg, "image/jpeg")})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-nuggy-preset"] == "best"
+    assert "matte;dur=" in r.headers["server-timing"]
+    im = _open(r.content)
+    assert im.mode == "RGB" and im.size == photo.size
 
 
 def test_422_fba_without_its_checkpoint(client, png):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +15,23 @@ from .pipeline.pipeline import Pipeline
 
 __all__ = ["remove", "load_model", "get_pipeline", "as_rgb_array"]
 
-_PIPELINES: dict[tuple, Pipeline] = {}
+_PIPELINES: OrderedDict[tuple, Pipeline] = OrderedDict()
 _LOCK = threading.Lock()
+_MAX_PIPELINES = 8  # configs kept; model sessions are cached separately by the runtime
 
 
 def get_pipeline(config: PipelineConfig, *, accept_license: str | None = None) -> Pipeline:
-    """A pipeline for ``config``, cached per process (the model is loaded once)."""
+    """A pipeline for ``config``, cached per process (least recently used of 8 configs)."""
     key = (config, accept_license)
     with _LOCK:
         pipe = _PIPELINES.get(key)
         if pipe is None:
             pipe = Pipeline(config, accept_license=accept_license)
             _PIPELINES[key] = pipe
+            while len(_PIPELINES) > _MAX_PIPELINES:
+                _PIPELINES.popitem(last=False)
+        else:
+            _PIPELINES.move_to_end(key)
         return pipe
 
 

@@ -211,12 +211,15 @@ def read_onnx_convs(path: str | os.PathLike) -> list[OnnxConv]:
         bn = only_consumer(out, "BatchNormalization")
         if bn is not None and all(i in consts for i in bn.input[1:5]):
             scale, beta, mean, var = (consts[i].astype(np.float32) for i in bn.input[1:5])
-            conv.bn = dict(scale=scale, B=beta, mean=mean, var=var, epsilon=_attrs(bn).get("epsilon", 1e-5))
+            eps = _attrs(bn).get("epsilon", 1e-5)
+            conv.bn = dict(scale=scale, B=beta, mean=mean, var=var, epsilon=eps)
         convs.append(conv)
     return convs
 
 
-def conv_call_order(model: nn.Module, example: Tensor | tuple[Tensor, ...]) -> list[tuple[str, str | None]]:
+def conv_call_order(
+    model: nn.Module, example: Tensor | tuple[Tensor, ...]
+) -> list[tuple[str, str | None]]:
     """``(conv name, name of the BatchNorm fed by it or None)`` in execution order.
 
     ``model`` and ``example`` may live on the ``meta`` device (nothing is computed).
@@ -372,7 +375,8 @@ def _match_by_name(onnx_convs: list[OnnxConv], names: list[str]) -> dict[str, On
         if not oc.module_path:
             return None
         parts = oc.module_path.split(".")
-        hit = next((".".join(parts[i:]) for i in range(len(parts)) if ".".join(parts[i:]) in wanted), None)
+        suffixes = (".".join(parts[i:]) for i in range(len(parts)))
+        hit = next((sfx for sfx in suffixes if sfx in wanted), None)
         if hit is None or hit in found:
             return None
         found[hit] = oc

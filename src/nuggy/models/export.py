@@ -23,7 +23,13 @@ from torch import Tensor, nn
 
 from .registry import load_checkpoint, resolve_architecture
 
-__all__ = ["ProbabilityHead", "export_onnx", "read_sidecar", "spec_from_sidecar", "ExportParityError"]
+__all__ = [
+    "ProbabilityHead",
+    "export_onnx",
+    "read_sidecar",
+    "spec_from_sidecar",
+    "ExportParityError",
+]
 
 _IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 _IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)

@@ -326,7 +326,9 @@ def remap_fba_checkpoint(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 @register_model("fba", remap=remap_fba_checkpoint)
-def fba(*, width_divisor: int = 1, layers: Sequence[int] = (3, 4, 6, 3), fuse: bool = True) -> FBAMatting:
+def fba(
+    *, width_divisor: int = 1, layers: Sequence[int] = (3, 4, 6, 3), fuse: bool = True
+) -> FBAMatting:
     """FBA Matting (ResNet-50 GN+WS encoder, 34.7 M parameters).
 
     ``width_divisor`` shrinks every channel count and the group count (tests).

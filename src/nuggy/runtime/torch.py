@@ -42,6 +42,23 @@ def resolve_spec(arch: str, weights_path: str | os.PathLike | None = None):
     raise ValueError(f"no pre-processing known for {arch!r}: use a registry name or a sidecar")
 
 
+def _cached_weights(spec) -> Path:
+    """A converted ``<cache>/<name>.pth`` (from ``convert_registry_model``) if present, else the
+    cached ONNX file (converted on load)."""
+    from nuggy.sources import cached_path
+
+    onnx_path = cached_path(spec)
+    if onnx_path is None:
+        raise FileNotFoundError(
+            f"{spec.name} is not in the cache; fetch it (nuggy models pull {spec.name}) or pass "
+            "weights_path"
+        )
+    pth = Path(onnx_path).with_name(f"{spec.name}.pth")
+    if pth.exists() and pth.stat().st_mtime >= Path(onnx_path).stat().st_mtime:
+        return pth
+    return Path(onnx_path)
+
+
 class TorchPredictor:
     """Runs one salient-object model with PyTorch; pre/post-processing from its spec.
 
@@ -71,14 +88,7 @@ class TorchPredictor:
         self.device = torch.device(device)
         if model is None:
             if weights_path is None:
-                from nuggy.sources import cached_path
-
-                weights_path = cached_path(self.spec)
-                if weights_path is None:
-                    raise FileNotFoundError(
-                        f"{self.spec.name} is not in the cache; fetch it (nuggy models pull "
-                        f"{self.spec.name}) or pass weights_path"
-                    )
+                weights_path = _cached_weights(self.spec)
             model = load_checkpoint(self.arch, weights_path)
         self.weights_path = Path(weights_path) if weights_path is not None else None
         self.model = ProbabilityHead(model).eval().to(self.device)

@@ -491,6 +491,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "only cached models are accepted, see GET /v1/models",
         ),
         tta: bool | None = Query(None, description="flip test-time augmentation"),
+        interior: bool | None = Query(None, description="make the confident inside fully opaque"),
+        interior_depth: float | None = Query(None, gt=0, le=0.2, description="interior depth (fraction of the diagonal)"),
         refine: bool | None = Query(None, description="guided-filter edge refinement"),
         refine_radius: int | None = Query(None, ge=1, le=256, description="guided filter radius (px)"),
         refine_eps: float | None = Query(None, gt=0, le=1, description="guided filter eps"),
@@ -504,7 +506,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> Response:
         overrides: dict[str, Any] = {
             k: v for k, v in dict(
-                tta=tta, refine=refine, refine_radius=refine_radius, refine_eps=refine_eps,
+                tta=tta, interior=interior, interior_depth=interior_depth, refine=refine, refine_radius=refine_radius, refine_eps=refine_eps,
                 islands=islands, island_min_area=island_min_area, fill_holes=fill_holes,
                 hole_max_area=hole_max_area, matting=matting, trimap_band=trimap_band,
                 foreground=foreground,

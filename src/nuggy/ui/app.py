@@ -333,6 +333,14 @@ def _sidebar() -> tuple[Any, BackgroundChoice]:
     sb.header("Stages")
     tta = sb.checkbox("Flip TTA", value=base.tta, key=f"tta:{tag}",
                       help="average with the prediction of the mirrored photo")
+    overrides: dict[str, Any] = {}
+    if hasattr(base, "interior"):
+        interior = sb.checkbox("Solid interior", value=base.interior, key=f"interior:{tag}",
+                               help="make the confident inside of the subject fully opaque")
+        depth = sb.slider("Interior depth (fraction of the diagonal)", 0.002, 0.05,
+                          float(base.interior_depth), 0.002, format="%.3f",
+                          key=f"interior_depth:{tag}", disabled=not interior)
+        overrides.update(interior=interior, interior_depth=depth)
     refine = sb.checkbox("Guided filter refinement", value=base.refine, key=f"refine:{tag}")
     radius = sb.slider("Guided filter radius (px, 0 = auto)", 0, 64, base.refine_radius or 0,
                        key=f"radius:{tag}", disabled=not refine)
@@ -344,7 +352,6 @@ def _sidebar() -> tuple[Any, BackgroundChoice]:
                            float(base.island_min_area), 0.01, key=f"island_min:{tag}",
                            disabled=not islands)
     fill = sb.checkbox("Fill holes", value=base.fill_holes, key=f"fill:{tag}")
-    overrides: dict[str, Any] = {}
     if matting_available():
         solvers = [m for m in get_args(MattingMethod) if m != "fba" or fba_available()]
         start = base.matting if base.matting in solvers else "auto"
