@@ -232,6 +232,36 @@ def test_matte_user_trimap_and_fba_errors(synthetic, no_fba, tmp_path):
         matte(image, _prob(gt), cfg.replace(matting="auto", matting_weights=str(tmp_path / "x.pth")))
 
 
+def test_matte_fba_plumbing(synthetic, tmp_path, monkeypatch):
+    """FBA path with a tiny random-weight network: alpha pasted in the band, known pixels exact,
+    F returned at full resolution; on a reduced grid F is left to the pipeline."""
+    pytest.importorskip("torch")
+    from nuggy.models.registry import create_model
+    from nuggy.pipeline import matte as matte_mod
+    from nuggy.pipeline.config import PipelineConfig
+    from nuggy.runtime.torch import FBAPredictor
+
+    weights = tmp_path / "FBA.pth"
+    weights.write_bytes(b"")  # found by name; the predictor itself is replaced below
+    monkeypatch.setenv("NUGGY_HOME", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "FBA.pth").write_bytes(b"")
+    predictor = FBAPredictor(model=create_model("fba", width_divisor=8, layers=(1, 1, 1, 1)))
+    monkeypatch.setattr(matte_mod, "_fba_predictor", lambda path: predictor)
+    image, trimap, _ = synthetic
+    assert matte_mod.resolve_method("auto") == "fba"
+    cfg = PipelineConfig(matting="auto")
+    alpha, fg, used = matte_mod.matte(image, None, cfg, trimap=trimap)
+    assert np.all(alpha[trimap == 255] == 1) and np.all(alpha[trimap == 0] == 0)
+    assert fg is not None and fg.shape == image.shape and fg.dtype == np.float32
+    assert np.allclose(fg[trimap == 255], image[trimap == 255] / 255.0, atol=1e-6)
+    monkeypatch.setattr(matte_mod, "FBA_MAX_PIXELS", 2000)
+    alpha2, fg2, _ = matte_mod.matte(image, None, cfg.replace(matting_weights=str(weights)), trimap=trimap)
+    assert fg2 is None
+    assert np.all(alpha2[trimap == 255] == 1) and np.all(alpha2[trimap == 0] == 0)
+    assert 0 <= alpha2.min() and alpha2.max() <= 1
+
+
 def test_best_preset():
     from nuggy.pipeline.config import preset
 

@@ -89,6 +89,20 @@ def test_strict_load_from_file(tmp_path):
         load_checkpoint("deeplabv3_mobilenet_v3_large", path)
 
 
+def test_torch_predictor_class_map():
+    from nuggy.registry import get_spec
+    from nuggy.runtime.torch import TorchPredictor
+
+    torch.manual_seed(0)
+    model = deeplabv3("tiny")
+    spec = get_spec("u2netp")  # any spec: 320×320, ImageNet mean/std
+    pred = TorchPredictor("deeplabv3_resnet50", spec=spec, model=model, classes="person")
+    image = torch.randint(0, 256, (50, 60, 3), dtype=torch.uint8).numpy()
+    prob = pred.predict(image, flip=True)
+    assert prob.shape == (320, 320) and prob.dtype.name == "float32"
+    assert 0 <= prob.min() and prob.max() <= 1
+
+
 def test_unknown_backbone():
     with pytest.raises(ValueError, match="unknown backbone"):
         deeplabv3("vgg")

@@ -104,3 +104,14 @@ def test_default_beats_raw_on_dev_set(dev_dir):
     r = np.mean(scores["raw"], axis=0)
     d = np.mean(scores["default"], axis=0)
     assert (d < r).all(), f"default {d} vs raw {r} (SAD, MSE, Grad)"
+
+
+@pytest.mark.torch
+def test_torch_backend_gives_the_onnx_alpha(chelsea):
+    """`--backend torch` runs the converted weights with the same pre/post-processing."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    a = Pipeline("fast").run(chelsea).alpha
+    b = Pipeline(preset("fast", backend="torch")).run(chelsea).alpha
+    # fp32 both ways; the only differences are summation order in the convolutions
+    assert np.abs(a - b).max() < 1e-3

@@ -18,8 +18,8 @@ __all__ = ["spec_for_weights", "load_predictor", "predict_probability"]
 def spec_for_weights(weights: str | os.PathLike, model: str | None) -> ModelSpec:
     """The spec to run a user-supplied model file with.
 
-    A JSON sidecar next to the file (``model.onnx.json`` or ``model.json``, as written by
-    ``nuggy models export``) wins; otherwise the registry spec of ``model`` is used with the
+    A JSON sidecar next to the file (``model.json`` as written by ``nuggy models export``, or
+    ``model.onnx.json``) wins; otherwise the registry spec of ``model`` is used with the
     file's own name and no checksum.
     """
     path = Path(weights)
@@ -29,7 +29,7 @@ def spec_for_weights(weights: str | os.PathLike, model: str | None) -> ModelSpec
                 meta = json.loads(side.read_text())
                 return ModelSpec(
                     name=meta.get("name", path.stem),
-                    architecture=meta["architecture"],
+                    architecture=meta.get("architecture") or meta["arch"],
                     filename=path.name,
                     sha256="",
                     size=0,
@@ -75,9 +75,13 @@ def load_predictor(config, *, accept_license: str | None = None, download: bool 
 
         return OnnxPredictor(path, spec, providers=config.providers, threads=config.threads)
     if config.backend == "torch":
-        from ..runtime.torch import TorchPredictor
-
-        return TorchPredictor.from_file(path, spec)
+        try:
+            from ..runtime.torch import TorchPredictor
+        except ImportError:
+            raise ValueError(
+                "the torch backend needs PyTorch: pip install 'nuggy[torch]'"
+            ) from None
+        return TorchPredictor(spec.architecture, path, spec=spec)
     raise ValueError(f"unknown backend {config.backend!r}; choose onnx or torch")
 
 

@@ -69,6 +69,8 @@ class TorchPredictor:
         device: torch device (``cpu``, ``cuda``, ``cuda:1``, ``mps``).
         spec: override the :class:`~nuggy.registry.ModelSpec` (pre-processing).
         model: an already built module (``weights_path`` is then ignored).
+        classes: for class-aware models (DeepLabV3): the class name(s) whose probability is
+            returned (``"cat"``, ``["person", "dog"]``).
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class TorchPredictor:
         device: str | torch.device = "cpu",
         spec=None,
         model: nn.Module | None = None,
+        classes: str | list[str] | None = None,
     ) -> None:
         from nuggy.models.export import ProbabilityHead
         from nuggy.models.registry import load_checkpoint, resolve_architecture
@@ -91,7 +94,7 @@ class TorchPredictor:
                 weights_path = _cached_weights(self.spec)
             model = load_checkpoint(self.arch, weights_path)
         self.weights_path = Path(weights_path) if weights_path is not None else None
-        self.model = ProbabilityHead(model).eval().to(self.device)
+        self.model = ProbabilityHead(model, classes).eval().to(self.device)
 
     @property
     def input_size(self) -> tuple[int, int]:

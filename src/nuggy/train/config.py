@@ -533,7 +533,7 @@ def config_to_dict(cfg: TrainConfig) -> dict:
 def config_to_yaml(cfg: TrainConfig) -> str:
     import yaml
 
-    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None)
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
 
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike) -> Path:
