@@ -84,12 +84,41 @@ def run(args) -> int:
                 print(convert_registry_model(args.name, args.output,
                                              accept_license=args.accept_license))
                 return 0
-            from nuggy.models.export import export_checkpoint
-
             print(export_checkpoint(args.checkpoint, args.output, arch=args.arch,
                                     input_size=args.input_size))
             return 0
-    except (UnknownModelError, sources.ModelSourceError, ValueError, FileNotFoundError) as exc:
+    except (UnknownModelError, sources.ModelSourceError, ValueError, FileNotFoundError,
+            RuntimeError) as exc:
         print(f"nuggy models: {exc}", file=sys.stderr)
         return 2
     return 2
+
+
+def export_checkpoint(checkpoint: str, output: str, *, arch: str | None = None,
+                      input_size: int | None = None):
+    """Export a training checkpoint (or a plain state dict) to ONNX with a parity check.
+
+    The architecture and input size come from the checkpoint's ``arch`` / ``input_size``
+    entries (written by ``nuggy train``) unless given; a plain state dict needs ``arch``.
+    """
+    import torch
+
+    from nuggy.models.export import export_onnx
+    from nuggy.registry import list_models
+
+    meta = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    meta = meta if isinstance(meta, dict) else {}
+    arch = arch or meta.get("arch")
+    if not arch:
+        raise ValueError(f"{checkpoint}: no architecture recorded; pass --arch u2netp|u2net|isnet")
+    size = input_size or meta.get("input_size")
+    if size is None:
+        size = next((s.input_size for s in list_models() if s.architecture == arch), None)
+    if size is None:
+        raise ValueError(f"{checkpoint}: no input size recorded; pass --input-size N")
+    if isinstance(size, int):
+        size = (size, size)
+    kwargs = {}
+    if meta.get("mean") is not None and meta.get("std") is not None:
+        kwargs = {"mean": tuple(meta["mean"]), "std": tuple(meta["std"])}
+    return export_onnx(checkpoint, output, arch=arch, input_size=tuple(size), **kwargs)
