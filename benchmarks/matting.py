@@ -3,7 +3,7 @@
   python benchmarks/matting.py solvers [--direct] [--solvers cf knn lkm guided] [--images GT04 ...]
       each solver with the ground-truth trimaps of the dev set: SAD / MSE over the unknown
       region and time, band-restricted (ours) and, with --direct, pymatting on the full image.
-  python benchmarks/matting.py presets [--model u2netp] [--presets default best]
+  python benchmarks/matting.py presets [--model u2netp] [--presets default best best:knn]
       automatic mode: whole-image SAD / MSE / Grad of each preset on the dev set.
   python benchmarks/matting.py scale --megapixels 12 [--preset best]
       one run of the preset on a synthetic photo (examples/chelsea.jpg upscaled), in a
@@ -56,10 +56,10 @@ def cmd_solvers(args) -> None:
 
     # warm up (numba compiles on first use): timings then measure the solve only
     rng = np.random.default_rng(0)
-    wimg = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)
-    wtri = np.zeros((24, 24), np.uint8)
-    wtri[8:16] = 128
-    wtri[16:] = 255
+    wimg = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    wtri = np.zeros((64, 64), np.uint8)
+    wtri[24:40] = 128
+    wtri[40:] = 255
     for method in args.solvers:
         solve(method, wimg, wtri)
         if args.direct and method in DIRECT:
@@ -105,7 +105,10 @@ def cmd_presets(args) -> None:
 
     table = {}
     for pname in args.presets:
-        cfg = preset(pname, model=args.model)
+        base, _, method = pname.partition(":")  # "best:knn" = the best preset with knn
+        cfg = preset(base, model=args.model)
+        if method:
+            cfg = cfg.replace(matting=method)
         pipe = Pipeline(cfg, accept_license=args.accept_license)
         scores = []
         for name, image, gt, trimap in load_dev(args.data, args.images):
@@ -170,7 +173,8 @@ def main(argv=None) -> None:
     s.add_argument("--images", nargs="+")
     s.add_argument("--direct", action="store_true", help="also run pymatting on the full image")
     s = sub.add_parser("presets")
-    s.add_argument("--presets", nargs="+", default=["default", "best"])
+    s.add_argument("--presets", nargs="+", default=["default", "best"],
+                   help="preset names; NAME:SOLVER overrides the matting solver (best:knn)")
     s.add_argument("--model", default="u2netp")
     s.add_argument("--accept-license", default="agpl-3.0")
     s.add_argument("--images", nargs="+")

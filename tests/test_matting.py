@@ -71,6 +71,16 @@ def test_solver_recovers_known_alpha(name, synthetic, one_numba_thread):
     assert err < guess / 5
 
 
+@pytest.mark.parametrize("name", SOLVER_NAMES)
+def test_tiny_image(name, one_numba_thread):
+    """Crops smaller than a solver's window (lkm: 4r + 1 = 41 px) still solve."""
+    image, trimap, gt = composite(24, 30)
+    alpha = solve(name, image, trimap)
+    assert np.all(alpha[trimap == 255] == 1) and np.all(alpha[trimap == 0] == 0)
+    unknown = trimap == 128
+    assert np.abs(alpha - gt)[unknown].mean() < np.abs(0.5 - gt)[unknown].mean()
+
+
 def test_no_unknown_returns_known_alpha(synthetic):
     image, trimap, _ = synthetic
     t = np.where(trimap == 255, 255, 0).astype(np.uint8)

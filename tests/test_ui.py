@@ -185,13 +185,6 @@ def test_matting_solver_shows_the_trimap(cat):
         assert "fba" not in at.selectbox(key="matting:fast").options
 
 
-def test_matting_controls_hidden_without_the_stage():
-    if ui.matting_available():
-        pytest.skip("the matting stage is installed")
-    at = _app("default")
-    assert "Matting solver" not in [s.label for s in at.sidebar.selectbox]
-
-
 def test_trimap_panel_shown_when_the_result_has_one():
     def page() -> None:
         import numpy as np

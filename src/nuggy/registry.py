@@ -21,6 +21,7 @@ __all__ = [
     "list_models",
     "DEFAULT_MODEL",
     "UnknownModelError",
+    "spec_from_sidecar",
 ]
 
 SourceKind = Literal["pip", "npm", "url", "file"]
@@ -133,6 +134,47 @@ def get_spec(name: str) -> ModelSpec:
 def list_models() -> list[ModelSpec]:
     """All registered specs, sorted by name."""
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def spec_from_sidecar(model_path) -> ModelSpec:
+    """The spec of a user model file from its JSON sidecar (not registered).
+
+    The sidecar is ``model.json`` (written by ``nuggy models export``) or ``model.onnx.json``
+    beside ``model.onnx``; it holds ``arch``, ``input_size``, ``mean``, ``std`` and optionally
+    ``activation``, ``output_index``, ``sha256``, ``size``, ``licence``.
+
+    Raises:
+        FileNotFoundError: no sidecar; ValueError: a sidecar that is not a valid spec.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(model_path)
+    for side in (path.with_suffix(".json"), path.with_name(path.name + ".json")):
+        if side.is_file():
+            break
+    else:
+        raise FileNotFoundError(f"{path}: no spec file beside it ({path.stem}.json)")
+    try:
+        meta = json.loads(side.read_text())
+        arch = meta.get("architecture") or meta["arch"]
+        return ModelSpec(
+            name=meta.get("name", path.stem),
+            architecture=arch,
+            filename=path.name,
+            sha256=meta.get("sha256", ""),
+            size=int(meta.get("size", 0)),
+            licence=meta.get("licence", "unknown"),
+            input_size=tuple(int(v) for v in meta["input_size"]),
+            mean=tuple(float(v) for v in meta["mean"]),
+            std=tuple(float(v) for v in meta["std"]),
+            activation=meta.get("activation", "none"),
+            output_index=int(meta.get("output_index", 0)),
+            input_name=meta.get("input_name", ""),
+            description=meta.get("description", f"user {arch} model ({path.name})"),
+        )
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{side}: not a valid Nuggy model spec file ({exc!r})") from None
 
 
 _REMBG_RELEASE = "https://github.com/danielgatis/rembg/releases/download/v0.0.0/"

@@ -80,6 +80,7 @@ def run(args) -> int:
         best = res.get("best")
         msg = f"done at step {res['step']}: {res['last']}"
         if best:
-            msg += f"; best {best['metric']}={best['value']:.4g} at step {best['step']} ({res['best_path']})"
+            msg += (f"; best {best['metric']}={best['value']:.4g} at step {best['step']} "
+                    f"({res['best_path']})")
         print(msg, file=sys.stderr)
     return 0

@@ -32,7 +32,8 @@ def lkm_alpha(
     Args:
         image: H×W×3 RGB, uint8 or float in [0, 1] (not modified).
         trimap: uint8 H×W, 0 / 128 / 255.
-        epsilon, radius: regularisation and window radius of the large-kernel Laplacian.
+        epsilon, radius: regularisation and window radius of the large-kernel Laplacian (the
+            radius shrinks on crops smaller than ``4·radius + 1``, e.g. in tiny images).
         rtol, maxiter: conjugate-gradient stopping rule.
         max_tile_pixels, overlap, max_unknown: see :func:`nuggy.matting.band.solve_in_band`.
 
@@ -44,10 +45,17 @@ def lkm_alpha(
     check_inputs(image, trimap)
 
     def solve(img: np.ndarray, tri: np.ndarray, **_: object) -> np.ndarray:
+        # pymatting's box filters need crops of at least 4r + 1 pixels: shrink the kernel on
+        # crops cut small by the image border; below r = 1, use the closed-form Laplacian
+        r = min(radius, (min(tri.shape) - 1) // 4)
+        if r < 1:
+            from pymatting import estimate_alpha_cf
+
+            return estimate_alpha_cf(img, tri, laplacian_kwargs={"epsilon": epsilon})
         return estimate_alpha_lkm(
             img,
             tri,
-            laplacian_kwargs={"epsilon": epsilon, "radius": radius},
+            laplacian_kwargs={"epsilon": epsilon, "radius": r},
             cg_kwargs={"rtol": rtol, "maxiter": maxiter},
         )
 

@@ -196,22 +196,6 @@ def read_sidecar(onnx_path: str | os.PathLike) -> dict:
 
 def spec_from_sidecar(onnx_path: str | os.PathLike):
     """A :class:`~nuggy.registry.ModelSpec` for an exported file (not registered)."""
-    from nuggy.registry import ModelSpec
+    from nuggy.registry import spec_from_sidecar as read_spec
 
-    p = Path(onnx_path)
-    meta = read_sidecar(p)
-    return ModelSpec(
-        name=p.stem,
-        architecture=meta["arch"],
-        filename=p.name,
-        sha256=meta.get("sha256", ""),
-        size=int(meta.get("size", 0)),
-        licence=meta.get("licence", "unknown"),
-        input_size=tuple(meta["input_size"]),
-        mean=tuple(meta["mean"]),
-        std=tuple(meta["std"]),
-        activation=meta.get("activation", "none"),
-        output_index=int(meta.get("output_index", 0)),
-        input_name=meta.get("input_name", "input"),
-        description=f"exported {meta['arch']} ({p.name})",
-    )
+    return read_spec(onnx_path)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from ..registry import ModelSpec, get_spec
+from ..registry import ModelSpec, get_spec, spec_from_sidecar
 from ..runtime.preprocess import upsample
 
 __all__ = ["spec_for_weights", "load_predictor", "predict_probability"]
@@ -23,26 +22,10 @@ def spec_for_weights(weights: str | os.PathLike, model: str | None) -> ModelSpec
     file's own name and no checksum.
     """
     path = Path(weights)
-    for side in (path.with_name(path.name + ".json"), path.with_suffix(".json")):
-        if side.is_file():
-            try:
-                meta = json.loads(side.read_text())
-                return ModelSpec(
-                    name=meta.get("name", path.stem),
-                    architecture=meta.get("architecture") or meta["arch"],
-                    filename=path.name,
-                    sha256="",
-                    size=0,
-                    licence=meta.get("licence", "unknown"),
-                    input_size=tuple(meta["input_size"]),
-                    mean=tuple(meta["mean"]),
-                    std=tuple(meta["std"]),
-                    activation=meta.get("activation", "none"),
-                    output_index=int(meta.get("output_index", 0)),
-                    description=meta.get("description", f"user model {path.name}"),
-                )
-            except (KeyError, ValueError, TypeError) as exc:
-                raise ValueError(f"{side}: not a valid Nuggy model spec file ({exc})") from None
+    try:
+        return spec_from_sidecar(path)
+    except FileNotFoundError:
+        pass
     if model is None:
         raise ValueError(
             f"{path}: no spec file beside it ({path.name}.json); say which architecture it is "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .preprocess import to_model_input, to_probability
+from .preprocess import predict_flip_tta, to_model_input, to_probability
 
 __all__ = ["available_cores", "choose_providers", "get_session", "OnnxPredictor"]
 
@@ -128,9 +128,4 @@ class OnnxPredictor:
 
         ``flip``: also predict the horizontally flipped input, un-flip it and average (TTA).
         """
-        x = to_model_input(image, self.spec)
-        prob = self.run_tensor(x)
-        if flip:
-            prob_f = self.run_tensor(np.ascontiguousarray(x[..., ::-1]))[:, ::-1]
-            prob = 0.5 * (prob + prob_f)
-        return prob
+        return predict_flip_tta(self.run_tensor, to_model_input(image, self.spec), flip=flip)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["resize", "to_model_input", "to_probability", "upsample"]
+__all__ = ["resize", "to_model_input", "to_probability", "upsample", "predict_flip_tta"]
 
 
 def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -63,3 +63,15 @@ def upsample(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return prob.astype(np.float32, copy=True)
     out = cv2.resize(prob.astype(np.float32), (tw, th), interpolation=cv2.INTER_LINEAR)
     return np.clip(out, 0.0, 1.0)
+
+
+def predict_flip_tta(run_tensor, x: np.ndarray, *, flip: bool) -> np.ndarray:
+    """``run_tensor(x)``, averaged with the un-flipped result of the mirrored input if ``flip``.
+
+    ``x`` is a 1×3×h×w model input; ``run_tensor`` maps it to an h×w probability map.
+    """
+    prob = run_tensor(x)
+    if flip:
+        prob_f = run_tensor(np.ascontiguousarray(x[..., ::-1]))[:, ::-1]
+        prob = 0.5 * (prob + prob_f)
+    return prob

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .preprocess import to_model_input
+from .preprocess import predict_flip_tta, to_model_input
 
 __all__ = ["TorchPredictor", "FBAPredictor", "resolve_spec"]
 
@@ -32,10 +32,13 @@ def resolve_spec(arch: str, weights_path: str | os.PathLike | None = None):
         return get_spec(arch)
     except UnknownModelError:
         pass
-    if weights_path is not None and Path(weights_path).with_suffix(".json").exists():
-        from nuggy.models.export import spec_from_sidecar
+    if weights_path is not None:
+        from nuggy.registry import spec_from_sidecar
 
-        return spec_from_sidecar(weights_path)
+        try:
+            return spec_from_sidecar(weights_path)
+        except FileNotFoundError:
+            pass
     for spec in list_models():
         if spec.architecture == arch:
             return spec
@@ -113,12 +116,7 @@ class TorchPredictor:
 
         ``flip``: also predict the horizontally flipped input, un-flip it and average (TTA).
         """
-        x = to_model_input(image, self.spec)
-        prob = self.run_tensor(x)
-        if flip:
-            prob_f = self.run_tensor(np.ascontiguousarray(x[..., ::-1]))[:, ::-1]
-            prob = 0.5 * (prob + prob_f)
-        return prob
+        return predict_flip_tta(self.run_tensor, to_model_input(image, self.spec), flip=flip)
 
 
 class FBAPredictor:

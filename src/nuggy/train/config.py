@@ -282,7 +282,9 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
                 return _convert(value, a, where)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: expected {_type_name(tp)}, got {value!r}")
+        if len(errors) == 1:
+            raise ConfigError(errors[0])
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         choices = typing.get_args(tp)
         if isinstance(value, bool) and all(isinstance(c, str) for c in choices):
@@ -297,7 +299,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, tuple):
             value = list(value)
         if not isinstance(value, list):
-            if inner in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            scalar = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if inner in (int, float) and scalar:
                 value = [value]  # `input_size: 320`
             else:
                 raise ConfigError(f"{where}: expected a list, got {value!r}")

@@ -43,7 +43,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import HIGHER_IS_BETTER, ConfigError, TrainConfig, config_from_dict, config_to_dict, save_config
+from .config import (
+    HIGHER_IS_BETTER,
+    ConfigError,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+    save_config,
+)
 from .data import SourceDataset, TrainSet, ValSet, collate_val, open_source
 from .losses import feature_sync, segmentation_loss
 from .mixture import MixtureSampler, mix_report
@@ -257,7 +264,9 @@ def make_optimizer(params, name: str, lr: float, weight_decay: float, betas, eps
     return cls(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
 
 
-def lr_factor(step: int, total: int, name: str, warmup: int, min_ratio: float, step_size: int, gamma: float) -> float:
+def lr_factor(
+    step: int, total: int, name: str, warmup: int, min_ratio: float, step_size: int, gamma: float
+) -> float:
     """Learning-rate multiplier at optimiser step ``step`` (0-based)."""
     if warmup > 0 and step < warmup:
         return (step + 1) / warmup
@@ -270,7 +279,11 @@ def lr_factor(step: int, total: int, name: str, warmup: int, min_ratio: float, s
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * t / span))
 
 
-def make_scheduler(optimizer, total: int, name: str, warmup: int, min_ratio: float, step_size: int, gamma: float):
+def make_scheduler(
+    optimizer, total: int, name: str, warmup: int, min_ratio: float, step_size: int, gamma: float
+):
+    """``LambdaLR`` following :func:`lr_factor` (stepped once per optimiser step)."""
+
     def fn(step: int) -> float:
         return lr_factor(step, total, name, warmup, min_ratio, step_size, gamma)
 
@@ -575,7 +588,8 @@ class _Trainer:
         if env.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            net: nn.Module = DDP(wrapper, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+            ids = [env.device.index] if env.device.type == "cuda" else None
+            net: nn.Module = DDP(wrapper, device_ids=ids)
         else:
             net = wrapper
         o, s = cfg.optim, cfg.schedule
@@ -650,8 +664,8 @@ class _Trainer:
             value = res.get(key)
             improved = False
             if value is not None:
-                better = (lambda a, b: a > b) if st.val_metric in HIGHER_IS_BETTER else (lambda a, b: a < b)
-                if best is None or better(value, best["value"]):
+                higher = st.val_metric in HIGHER_IS_BETTER
+                if best is None or (value > best["value"] if higher else value < best["value"]):
                     best = {"metric": st.val_metric, "value": value, "step": step}
                     improved = True
             runlog.add({"kind": "val", "stage": st.name, "step": step, **res})
@@ -672,23 +686,29 @@ class _Trainer:
             rep = mix_report(total.tolist(), self.names, self.weights)
             runlog.add({"kind": "mix", "stage": st.name, "step": step, "reason": reason, "mix": rep})
             if env.is_main:
-                log.info("%s mix (%s, step %d): %s", st.name, reason, step, ", ".join(
-                    f"{n} {v['count']} ({v['fraction']:.0%}, target {v['target']:.0%})" for n, v in rep.items()))
+                shown = ", ".join(
+                    f"{n} {v['count']} ({v['fraction']:.0%}, target {v['target']:.0%})"
+                    for n, v in rep.items()
+                )
+                log.info("%s mix (%s, step %d): %s", st.name, reason, step, shown)
             counts.zero_()
 
         epoch = step // self.steps_per_epoch
         start_micro = (step % self.steps_per_epoch) * accum
+        # one loader for the whole stage: the sampler (in this process) is told the epoch
+        # before each pass, the workers persist
+        loader = DataLoader(
+            trainset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
+            pin_memory=env.device.type == "cuda", persistent_workers=cfg.data.num_workers > 0,
+        )  # fmt: skip
         while step < st.total_steps and not stopped_early:
             sampler.set_epoch(epoch, start_micro)
-            loader = DataLoader(
-                trainset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
-                pin_memory=env.device.type == "cuda",
-            )  # fmt: skip
             micro = 0
             for batch in loader:
                 last_micro = (micro + 1) % accum == 0
-                sync_ctx = net.no_sync() if (env.distributed and not last_micro) else contextlib.nullcontext()
-                with sync_ctx:
+                # DDP: all-reduce the gradients only on the last micro-batch of a step
+                no_sync = env.distributed and not last_micro
+                with net.no_sync() if no_sync else contextlib.nullcontext():
                     dev_batch = {
                         k: v.to(env.device, non_blocking=True) for k, v in batch.items()
                         if isinstance(v, Tensor)
@@ -724,7 +744,8 @@ class _Trainer:
                 if step % r.log_every == 0 or step == st.total_steps:
                     keys = sorted(run_loss)
                     vec = torch.stack([run_loss[k].double().cpu() for k in keys])
-                    vec = _all_reduce(torch.cat([vec, torch.tensor([float(run_n)], dtype=torch.float64)]), env)
+                    n = torch.tensor([float(run_n)], dtype=torch.float64)
+                    vec = _all_reduce(torch.cat([vec, n]), env)
                     rec = {k: float(vec[i] / vec[-1]) for i, k in enumerate(keys)}
                     rec = {"kind": "train", "stage": st.name, "step": step, "epoch": epoch,
                            "lr": lr_used, **rec}  # fmt: skip
@@ -743,7 +764,8 @@ class _Trainer:
                                      st.val_metric, st.stop_metric_at, step)  # fmt: skip
                 if (step % r.checkpoint_every == 0 and step < st.total_steps) or stopped_early:
                     checkpoint()
-                if self.stop_at_step is not None and step >= self.stop_at_step and step < st.total_steps:
+                stop_at = self.stop_at_step
+                if stop_at is not None and stop_at <= step < st.total_steps:
                     if last_saved != step:
                         checkpoint()
                     if bar is not None:
@@ -917,14 +939,18 @@ def train(
 
 def _train(cfg: TrainConfig, env: DistEnv, ckpt: dict | None, stop_at_step: int | None) -> dict:
     out = Path(cfg.train.output_dir)
+    problem = None
     if ckpt is None and env.is_main:
         for p in (out / "last.pt", out / "gt_encoder" / "last.pt"):
             if p.exists():
-                raise FileExistsError(
+                problem = (
                     f"{p} exists: continue that run with --resume {out}, or set a new "
                     "train.output_dir"
                 )
-    _barrier(env)
+                break
+    problem = _broadcast_object(problem, env)  # every rank stops, not only rank 0
+    if problem:
+        raise FileExistsError(problem)
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
@@ -995,7 +1021,8 @@ def _train(cfg: TrainConfig, env: DistEnv, ckpt: dict | None, stop_at_step: int 
     if ckpt is not None and ckpt.get("freeze_bn") is not None and freeze_cfg == "auto":
         freeze = bool(ckpt["freeze_bn"])
     if env.is_main and freeze:
-        log.info("BatchNorm statistics frozen%s", " (folded BN in the starting weights)" if folded else "")
+        why = " (folded BN in the starting weights)" if folded else ""
+        log.info("BatchNorm statistics frozen%s", why)
     torch.manual_seed(seed + env.rank)
     extra = {"freeze_bn": freeze}
     if gt_encoder is not None:

@@ -101,7 +101,9 @@ def feature_sync(feats: Sequence[Tensor], gt_feats: Sequence[Tensor], mode: str 
         elif mode == "smooth_l1":
             d = F.smooth_l1_loss(f, g)
         elif mode == "kl":
-            d = F.kl_div(F.log_softmax(f, dim=1), F.softmax(g, dim=1), reduction="mean")
+            # elementwise mean of KL(softmax g ‖ softmax f), as the DIS code's KLDivLoss
+            log_t = F.log_softmax(g, dim=1)
+            d = (log_t.exp() * (log_t - F.log_softmax(f, dim=1))).mean()
         else:
             raise ValueError(f"feature_sync: unknown mode {mode!r} (mse, l1, smooth_l1, kl)")
         total = d if total is None else total + d

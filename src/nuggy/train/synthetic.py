@@ -74,8 +74,11 @@ def noise_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(c0 + out[..., None] * (c1 - c0), 0, 1).astype(np.float32)
 
 
-def photo_background(rng: np.random.Generator, h: int, w: int, photo: np.ndarray) -> np.ndarray:
-    """A random crop of ``photo`` (RGB uint8), resized to h×w, possibly flipped."""
+def photo_background(
+    rng: np.random.Generator, h: int, w: int, photo: np.ndarray, blur: float = 0.0
+) -> np.ndarray:
+    """A random crop of ``photo`` (RGB uint8), resized to h×w, possibly flipped, and blurred
+    with a Gaussian of σ = ``blur`` px (a defocused backdrop) when ``blur > 0``."""
     import cv2
 
     H, W = photo.shape[:2]
@@ -85,19 +88,29 @@ def photo_background(rng: np.random.Generator, h: int, w: int, photo: np.ndarray
     crop = photo[y : y + ch, x : x + cw]
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
-    return cv2.resize(np.ascontiguousarray(crop), (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    out = cv2.resize(np.ascontiguousarray(crop), (w, h), interpolation=cv2.INTER_AREA)
+    if blur > 0:
+        out = cv2.GaussianBlur(out, (0, 0), blur)
+    return out.astype(np.float32) / 255.0
 
 
 def random_background(
-    rng: np.random.Generator, h: int, w: int, photos: Sequence[np.ndarray] = ()
+    rng: np.random.Generator,
+    h: int,
+    w: int,
+    photos: Sequence[np.ndarray] = (),
+    photo_blur: tuple[float, float] = (0.0, 0.0),
 ) -> np.ndarray:
+    """A gradient, a noise texture or (when ``photos`` are given, half the time) a photo crop
+    blurred by a σ drawn from ``photo_blur``."""
     choices = ["gradient", "noise"] + (["photo", "photo"] if photos else [])
     kind = choices[int(rng.integers(len(choices)))]
     if kind == "gradient":
         return gradient_background(rng, h, w)
     if kind == "noise":
         return noise_background(rng, h, w)
-    return photo_background(rng, h, w, photos[int(rng.integers(len(photos)))])
+    photo = photos[int(rng.integers(len(photos)))]
+    return photo_background(rng, h, w, photo, float(rng.uniform(*photo_blur)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,7 +141,8 @@ def _polyline(canvas: np.ndarray, pts: np.ndarray, width_px: float) -> None:
     import cv2
 
     th = max(1, int(round(width_px * _SS)))
-    cv2.polylines(canvas, [np.round(pts * _SS).astype(np.int32)[:, None, :]], False, 255, th, cv2.LINE_AA)
+    poly = np.round(pts * _SS).astype(np.int32)[:, None, :]
+    cv2.polylines(canvas, [poly], False, 255, th, cv2.LINE_AA)
 
 
 def wires(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -177,7 +191,8 @@ def mesh(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         for off in np.arange(-diag, diag, spacing):
             p = np.array([W / 2, H / 2]) + nrm * off
             a, b = p - d * diag, p + d * diag
-            cv2.line(grid, tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int)), 255, th, cv2.LINE_AA)
+            pa, pb = tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int))
+            cv2.line(grid, pa, pb, 255, th, cv2.LINE_AA)
     out = (grid.astype(np.uint16) * region // 255).astype(np.uint8)
     return _down(out, h, w)
 
@@ -234,12 +249,13 @@ def make_sample(
     *,
     kind: str | None = None,
     photos: Sequence[np.ndarray] = (),
+    photo_blur: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(image uint8 H×W×3, alpha float32 H×W, fg, bg float32 H×W×3)`` for ``seed``."""
     h, w = (size, size) if isinstance(size, int) else size
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x7411]))
     alpha = thin_alpha(rng, h, w, kind)
-    bg = random_background(rng, h, w, photos)
+    bg = random_background(rng, h, w, photos, photo_blur)
     fg = _foreground(rng, h, w)
     # keep the subject visible against its background
     if np.abs(fg.mean((0, 1)) - bg.mean((0, 1))).sum() < 0.3:
@@ -259,7 +275,8 @@ def simple_shapes(seed: int, size: int = 48) -> tuple[np.ndarray, np.ndarray]:
     if kind == 0:
         cv2.circle(m, tuple(np.round(c).astype(int)), int(r), 255, -1, cv2.LINE_AA)
     elif kind == 1:
-        cv2.rectangle(m, tuple(np.round(c - r).astype(int)), tuple(np.round(c + r).astype(int)), 255, -1)
+        p0, p1 = tuple(np.round(c - r).astype(int)), tuple(np.round(c + r).astype(int))
+        cv2.rectangle(m, p0, p1, 255, -1)
     else:
         pts = np.array([c + r * np.array([np.cos(a), np.sin(a)]) for a in (0, 2.1, 4.2)])
         cv2.fillPoly(m, [np.round(pts).astype(np.int32)], 255, cv2.LINE_AA)
@@ -289,6 +306,7 @@ def write_dataset(
     kind: str | None = None,
     shapes: bool = False,
     photos: Sequence[np.ndarray] = (),
+    photo_blur: tuple[float, float] = (0.0, 0.0),
 ) -> Path:
     """Write ``n`` synthetic samples in ``layout`` under ``root``; returns the split folder.
 
@@ -322,7 +340,9 @@ def write_dataset(
         if shapes:
             image, alpha = simple_shapes(seed * 100003 + i, size)
         else:
-            image, alpha, _, _ = make_sample(seed * 100003 + i, size, kind=kind, photos=photos)
+            image, alpha, _, _ = make_sample(
+                seed * 100003 + i, size, kind=kind, photos=photos, photo_blur=photo_blur
+            )
         _save(base / im_dir / f"{nm}{ext}", image)
         if layout == "trans10k":
             rgb = np.zeros((*alpha.shape, 3), np.uint8)
