@@ -225,15 +225,19 @@ def test_matte_stage(synthetic, no_fba):
 
 def test_matte_user_trimap_and_fba_errors(synthetic, no_fba, tmp_path):
     from nuggy.pipeline.config import PipelineConfig
-    from nuggy.pipeline.matte import matte, run_with_trimap
+    from nuggy.pipeline.matte import matte
+    from nuggy.pipeline.pipeline import Pipeline
     from nuggy.pipeline.trimap import TrimapError
 
     image, trimap, gt = synthetic
     cfg = PipelineConfig(matting="cf", foreground=False)
     alpha, _, used = matte(image, None, cfg, trimap=trimap)
     assert np.array_equal(used, trimap)
-    res = run_with_trimap(image, trimap, cfg)
+    # the pipeline's user-trimap path: no model is loaded, the trimap's unknown band is solved
+    pipe = Pipeline(cfg.replace(model="no-such-model"))
+    res = pipe.run(image, trimap=trimap)
     assert np.array_equal(res.alpha, alpha) and res.foreground is None
+    assert pipe._predictor is None and list(res.timings) == ["matte"]
     with pytest.raises(TrimapError, match="same size"):
         matte(image, None, cfg, trimap=trimap[:-2])
     with pytest.raises(FileNotFoundError, match="FBA.pth"):

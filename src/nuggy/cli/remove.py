@@ -293,14 +293,12 @@ def process(jobs: list[Job], config, args, log) -> int:
                 reads.append(reader.submit(read, todo[i + 2]))
             try:
                 image = fut.result()
+                user_trimap = None
                 if user_trimap_path:
-                    from nuggy.pipeline.matte import run_with_trimap
                     from nuggy.pipeline.trimap import load_trimap
 
                     user_trimap = load_trimap(user_trimap_path, shape=image.shape[:2])
-                    result = run_with_trimap(image, user_trimap, config)
-                else:
-                    result = pipe.run(image)
+                result = pipe.run(image, trimap=user_trimap)
             except (ImageError, ValueError, OSError) as exc:
                 failed.append((job.label, str(exc)))
                 bar.update(1)

@@ -12,7 +12,7 @@ half-width ``cfg.trimap_band`` × diagonal) and solves alpha in its unknown band
 * ``auto``: ``fba`` when its checkpoint is found, otherwise :data:`AUTO_CLASSICAL` (the best
   classical solver on the alphamatting.com dev set; see ``benchmarks/matting.py``).
 
-:func:`run_with_trimap` is the path for a user-supplied trimap: no segmentation at all.
+A user-supplied trimap goes through ``Pipeline.run(image, trimap=...)``: no segmentation.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ __all__ = [
     "resolve_method",
     "solve_alpha",
     "matte",
-    "run_with_trimap",
 ]
 
 log = logging.getLogger("nuggy")
@@ -176,29 +175,3 @@ def matte(
     method = "auto" if cfg.matting == "none" else cfg.matting
     out, fg = solve_alpha(method, image, trimap, prior=alpha, weights=cfg.matting_weights)
     return out, fg, trimap
-
-
-def run_with_trimap(image: np.ndarray, trimap: np.ndarray, cfg):
-    """A :class:`~nuggy.pipeline.config.Result` from a user trimap (no segmentation model):
-    alpha from ``cfg.matting`` (``none`` counts as ``auto``), then the foreground colour when
-    ``cfg.foreground``. ``Result.probability`` is the trimap's known alpha (0 / 0.5 / 1)."""
-    from .config import Result
-
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    alpha, fg, trimap = matte(image, None, cfg, trimap=trimap)
-    timings["matte"] = time.perf_counter() - t0
-    if cfg.foreground and fg is None:
-        from .foreground import estimate_foreground
-
-        t0 = time.perf_counter()
-        fg = estimate_foreground(image, alpha)
-        timings["foreground"] = time.perf_counter() - t0
-    return Result(
-        image=image,
-        alpha=alpha,
-        probability=trimap.astype(np.float32) * np.float32(1 / 255),
-        foreground=fg,
-        trimap=trimap,
-        timings=timings,
-    )

@@ -49,8 +49,14 @@ class Pipeline:
             )
         return self._predictor
 
-    def run(self, image: np.ndarray) -> Result:
-        """Cut the subject out of ``image`` (RGB uint8 H×W×3); see :class:`Result`."""
+    def run(self, image: np.ndarray, *, trimap: np.ndarray | None = None) -> Result:
+        """Cut the subject out of ``image`` (RGB uint8 H×W×3); see :class:`Result`.
+
+        ``trimap``: a user trimap (uint8 H×W, 0 / 128 / 255, e.g. from
+        :func:`nuggy.pipeline.trimap.load_trimap`). Segmentation and its clean-up are then
+        skipped: alpha is solved in the trimap's unknown region with ``config.matting``
+        (``none`` counts as ``auto``), and ``Result.probability`` is the trimap / 255.
+        """
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(
                 f"expected an RGB uint8 H×W×3 array, got {getattr(image, 'shape', type(image))}"
@@ -68,6 +74,30 @@ class Pipeline:
             yield
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
 
+        if trimap is not None:
+            from .matte import matte
+
+            with stage("matte"):
+                alpha, foreground, trimap = matte(image, None, cfg, trimap=trimap)
+            prob = trimap.astype(np.float32) * np.float32(1 / 255)
+        else:
+            alpha, prob, foreground, trimap = self._segment(image, cfg, stage)
+        if cfg.foreground and foreground is None:
+            from .foreground import estimate_foreground
+
+            with stage("foreground"):
+                foreground = estimate_foreground(image, alpha)
+        return Result(
+            image=image,
+            alpha=alpha.astype(np.float32, copy=False),
+            probability=prob,
+            foreground=foreground,
+            trimap=trimap,
+            timings=timings,
+        )
+
+    def _segment(self, image: np.ndarray, cfg: PipelineConfig, stage):
+        """segment → interior → refine → clean → [trimap → matte]: (alpha, prob, fg, trimap)."""
         from .segment import predict_probability
 
         predictor = self.predictor
@@ -94,23 +124,10 @@ class Pipeline:
                     alpha = remove_islands(alpha, min_relative_area=cfg.island_min_area)
                 if cfg.fill_holes:
                     alpha = fill_holes(alpha, max_relative_area=cfg.hole_max_area)
-        trimap = None
-        foreground = None
+        trimap = foreground = None
         if cfg.matting != "none":
             from .matte import matte
 
             with stage("matte"):
                 alpha, foreground, trimap = matte(image, alpha, cfg)
-        if cfg.foreground and foreground is None:
-            from .foreground import estimate_foreground
-
-            with stage("foreground"):
-                foreground = estimate_foreground(image, alpha)
-        return Result(
-            image=image,
-            alpha=alpha.astype(np.float32, copy=False),
-            probability=prob,
-            foreground=foreground,
-            trimap=trimap,
-            timings=timings,
-        )
+        return alpha, prob, foreground, trimap

@@ -13,7 +13,7 @@
   (``no_sync`` between micro-batches under DDP), gradient clipping.
 * Every ``checkpoint_every`` steps and at the end: ``last.pt`` (model, optimiser, scheduler,
   scaler, step, RNG states, config, best metric); validation every ``val.every`` steps with the
-  best model in ``best.pt``. Resuming from ``last.pt`` continues the exact sample stream, so a
+  best model in ``best.pt`` (the final model when no dataset has a ``val_split``). Resuming from ``last.pt`` continues the exact sample stream, so a
   resumed CPU run ends with bit-identical weights.
 * Rank 0 alone writes files: ``config.yaml`` (resolved), checkpoints, ``metrics.jsonl``,
   ``metrics.csv`` and ``plot.png``.
@@ -788,6 +788,9 @@ class _Trainer:
             validate()
         if last_saved != step or last_val == step:
             checkpoint()
+        if not self.val_sources and env.is_main:
+            # nothing to select with: best.pt is the final model (what export reads)
+            self._save_best(st, model, step, None)
         runlog.write_csv()
         runlog.plot(st.name)
         _barrier(env)
@@ -833,7 +836,7 @@ class _Trainer:
             for old in numbered[:-keep]:
                 old.unlink(missing_ok=True)
 
-    def _save_best(self, st: _Stage, model, step: int, best: dict) -> None:
+    def _save_best(self, st: _Stage, model, step: int, best: dict | None) -> None:
         ckpt = self._meta(st, model)
         ckpt.update(step=step, best=best)
         _atomic_save(ckpt, st.out / "best.pt")
