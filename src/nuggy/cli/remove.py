@@ -33,6 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="registry model (default: u2netp; see 'nuggy models list')")
     p.add_argument("--weights", metavar="PATH", help="use this model file instead of the registry one")
     p.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
+    p.add_argument("--segmenter", choices=["salient", "deeplabv3"], default=None,
+                   help="salient-object model (default) or class-aware DeepLabV3 (needs --class)")
+    p.add_argument("--class", dest="segmenter_class", metavar="NAME",
+                   help="with --segmenter deeplabv3: the class to cut out (cat, dog, person…)")
     p.add_argument("--accept-license", metavar="ID", help="accept a gated model's licence (agpl-3.0)")
     out = p.add_argument_group("output")
     out.add_argument("--mask-only", action="store_true", help="write the alpha matte (greyscale)")
@@ -169,8 +173,10 @@ def _config_from_args(args):
     from nuggy.pipeline.config import preset
 
     overrides = {}
-    for name in ("tta", "interior", "refine", "refine_radius", "refine_eps", "islands", "island_min_area",
-                 "fill_holes", "foreground", "threads", "matting", "matting_weights", "trimap_band"):
+    for name in ("tta", "interior", "refine", "refine_radius", "refine_eps", "islands",
+                 "island_min_area",
+                 "fill_holes", "foreground", "threads", "matting", "matting_weights", "trimap_band",
+                 "segmenter", "segmenter_class"):
         v = getattr(args, name, None)
         if v is not None:
             overrides[name] = v

@@ -22,6 +22,10 @@ class PipelineConfig:
     """Every switch of the pipeline. Use :func:`preset` for the named presets.
 
     Segmentation:
+        segmenter: ``salient`` (a registry salient-object model) or ``deeplabv3``
+            (torchvision's class-aware DeepLabV3, needs PyTorch and its checkpoint in
+            ``weights`` or the torch hub cache).
+        segmenter_class: with ``deeplabv3``: the class to cut out (``cat``, ``person``…).
         model: registry name, or ``None`` with ``weights`` pointing to an ONNX file.
         weights: path to a model file that replaces the registry file (``.onnx``; ``.pth``
             with the torch backend).
@@ -52,6 +56,8 @@ class PipelineConfig:
         foreground: estimate the foreground colour where alpha is fractional (decontamination).
     """
 
+    segmenter: Literal["salient", "deeplabv3"] = "salient"
+    segmenter_class: str | None = None
     model: str | None = "u2netp"
     weights: str | None = None
     backend: Literal["onnx", "torch"] = "onnx"

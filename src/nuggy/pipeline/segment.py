@@ -34,8 +34,67 @@ def spec_for_weights(weights: str | os.PathLike, model: str | None) -> ModelSpec
     return replace(get_spec(model), filename=path.name, sha256="", size=0)
 
 
+DEEPLAB_FILES = {
+    "deeplabv3_resnet101": "deeplabv3_resnet101_coco-586e9e4e.pth",
+    "deeplabv3_resnet50": "deeplabv3_resnet50_coco-cd0a2569.pth",
+    "deeplabv3_mobilenet_v3_large": "deeplabv3_mobilenet_v3_large-fc3c493d.pth",
+}
+
+
+def _torch_hub_checkpoints() -> Path:
+    home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch"
+    )
+    return Path(home) / "hub" / "checkpoints"
+
+
+def deeplab_predictor(config):
+    """A DeepLabV3 predictor returning the probability of ``config.segmenter_class``.
+
+    The checkpoint is ``config.weights`` or torchvision's file in the torch hub cache; the
+    architecture follows the file name (resnet101 unless it names resnet50 / mobilenet_v3_large).
+    The photo is resized to 520×520 with ImageNet mean/std, as torchvision evaluates it
+    (torchvision keeps the aspect ratio; the stretch matches the salient models' input instead).
+    """
+    if not config.segmenter_class:
+        raise ValueError("--segmenter deeplabv3 needs --class NAME (e.g. cat, dog, person)")
+    if config.weights:
+        path = Path(config.weights).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: DeepLabV3 checkpoint not found")
+    else:
+        hub = _torch_hub_checkpoints()
+        found = [hub / f for f in DEEPLAB_FILES.values() if (hub / f).is_file()]
+        if not found:
+            raise FileNotFoundError(
+                "DeepLabV3 needs torchvision's checkpoint (e.g. "
+                f"{DEEPLAB_FILES['deeplabv3_resnet101']}): pass it with --weights PATH or put it "
+                f"in {hub}"
+            )
+        path = found[0]
+    arch = next((a for a in ("mobilenet_v3_large", "resnet50") if a in path.name), "resnet101")
+    arch = f"deeplabv3_{arch}"
+    try:
+        from ..models.deeplab import DEEPLAB_MEAN, DEEPLAB_RESIZE, DEEPLAB_STD, class_index
+        from ..runtime.torch import TorchPredictor
+    except ImportError:
+        raise ValueError("--segmenter deeplabv3 needs PyTorch: pip install 'nuggy[torch]'") from None
+    class_index(config.segmenter_class)  # unknown class: a clear error before loading weights
+    spec = ModelSpec(
+        name=arch, architecture=arch, filename=path.name, sha256="", size=0,
+        licence="BSD-3-Clause (torchvision)", input_size=(DEEPLAB_RESIZE, DEEPLAB_RESIZE),
+        mean=tuple(255.0 * m for m in DEEPLAB_MEAN), std=tuple(255.0 * s for s in DEEPLAB_STD),
+        description="torchvision DeepLabV3 (Pascal VOC classes)",
+    )
+    return TorchPredictor(arch, path, spec=spec, classes=config.segmenter_class)
+
+
 def load_predictor(config, *, accept_license: str | None = None, download: bool = True):
     """The predictor for ``config`` (a PipelineConfig): fetches the model file if needed."""
+    if config.segmenter == "deeplabv3":
+        return deeplab_predictor(config)
+    if config.segmenter != "salient":
+        raise ValueError(f"unknown segmenter {config.segmenter!r}; choose salient or deeplabv3")
     if config.weights:
         path = Path(config.weights).expanduser()
         if not path.is_file():
