@@ -28,6 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="registry model (default: u2netp)")
     p.add_argument("--weights", metavar="PATH", help="use this model file instead of the registry one")
     p.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
+    p.add_argument("--segmenter", choices=["salient", "deeplabv3"], default=None,
+                   help="salient-object model (default) or class-aware DeepLabV3 (needs --class)")
+    p.add_argument("--class", dest="segmenter_class", metavar="NAME",
+                   help="with --segmenter deeplabv3: the class (cat, dog, person…)")
     p.add_argument("--accept-license", metavar="ID", help="accept a gated model's licence (agpl-3.0)")
     p.add_argument("--trimap-band", type=float, default=None, metavar="FRAC",
                    help="base half-width of the unknown band, fraction of the diagonal (default 0.01)")
@@ -64,7 +68,7 @@ def run(args) -> int:
             overrides["weights"] = args.weights
             if not args.model:
                 overrides["model"] = None if args.backend == "onnx" else "u2netp"
-        for name in ("trimap_band", "tta", "threads"):
+        for name in ("trimap_band", "tta", "threads", "segmenter", "segmenter_class"):
             if getattr(args, name) is not None:
                 overrides[name] = getattr(args, name)
         cfg = preset(args.preset, **overrides)
