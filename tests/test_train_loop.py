@@ -165,6 +165,7 @@ def test_isnet_resumes_inside_stage_one(data, tmp_path):
     assert res["step"] == 1 and load_training_checkpoint(out / "gt_encoder" / "last.pt")["step"] == 2
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_a_few_shapes(data, tmp_path):
     raw = _cfg(
         data, tmp_path / "of",
@@ -211,11 +212,21 @@ def test_ddp_two_processes_match_one_process(data, tmp_path):
     raw1 = _cfg(data, tmp_path / "one", model={"arch": "u2netp", "width_divisor": 4, "freeze_bn": True},
                 train={"batch_size": 2, "steps": 4, "output_dir": str(tmp_path / "one")})  # fmt: skip
     train(config_from_dict(raw1))
+    torch.manual_seed(0)  # the loop builds the model right after seeding with train.seed
+    from nuggy.models import create_model
+
+    start = create_model("u2netp", width_divisor=4).state_dict()
     a = load_training_checkpoint(tmp_path / "ddp" / "last.pt")
     b = load_training_checkpoint(tmp_path / "one" / "last.pt")
     assert a["world_size"] == 2 and b["world_size"] == 1
     diff = max(float((a["model"][k].float() - b["model"][k].float()).abs().max()) for k in a["model"])
-    assert diff < 1e-5
+    moved = max(float((a["model"][k].float() - start[k].float()).abs().max()) for k in start)
+    # Adam turns float-rounding differences of the all-reduce into ~1e-6..1e-5 differences;
+    # 4 steps at lr 1e-3 move the weights by ~4e-3
+    assert diff < 1e-4 and moved > 1e-3, (diff, moved)
+    la = [r["loss"] for r in _records(tmp_path / "ddp" / "metrics.jsonl") if r["kind"] == "train"]
+    lb = [r["loss"] for r in _records(tmp_path / "one" / "metrics.jsonl") if r["kind"] == "train"]
+    assert np.allclose(la, lb, rtol=1e-4)
     # rank 0 alone wrote the log: one record per step, not two
     steps = [r["step"] for r in _records(tmp_path / "ddp" / "metrics.jsonl") if r["kind"] == "train"]
     assert steps == [1, 2, 3, 4]

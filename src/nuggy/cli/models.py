@@ -121,4 +121,9 @@ def export_checkpoint(checkpoint: str, output: str, *, arch: str | None = None,
     kwargs = {}
     if meta.get("mean") is not None and meta.get("std") is not None:
         kwargs = {"mean": tuple(meta["mean"]), "std": tuple(meta["std"])}
-    return export_onnx(checkpoint, output, arch=arch, input_size=tuple(size), **kwargs)
+    source = checkpoint
+    if meta.get("model_kwargs"):  # e.g. a reduced-width model trained by nuggy train
+        from nuggy.models.registry import load_checkpoint
+
+        source = load_checkpoint(arch, checkpoint, **meta["model_kwargs"])
+    return export_onnx(source, output, arch=arch, input_size=tuple(size), **kwargs)

@@ -422,15 +422,20 @@ def convert_registry_model(
 ) -> Path:
     """Convert registry model ``name`` (fetched if needed) to a ``.pth`` state dict.
 
-    Default output: ``<cache>/<name>.pth`` next to the ONNX file. Written atomically.
+    Default output: ``<cache>/<name>.pth`` next to the ONNX file, reused while it is newer
+    than the ONNX file. Written atomically.
     """
     from nuggy.registry import get_spec
     from nuggy.sources import ensure_model
 
     spec = get_spec(name)
     src = ensure_model(spec, accept_license=accept_license)
+    if out is None:
+        out = Path(src).with_name(f"{spec.name}.pth")
+        if out.is_file() and out.stat().st_mtime >= Path(src).stat().st_mtime:
+            return out  # converted before from the same (verified) ONNX file
     sd = convert_onnx(src, spec.architecture, input_size=tuple(spec.input_size))
-    out = Path(out) if out is not None else Path(src).with_name(f"{spec.name}.pth")
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     torch.save(sd, tmp)
