@@ -228,20 +228,14 @@ def test_stage_switches_reach_the_pipeline(client, png):
     assert "refine" not in plain.headers["server-timing"]
 
 
-def test_matting_stage_runs_when_installed(client, png, photo):
-    if not server_app._matting_available():
-        pytest.skip("the matting stage is not part of this build")
+def test_matting_stage_runs(client, png, photo):
     r = client.post(FAST + "&matting=guided", content=png, headers={"Content-Type": "image/png"})
     assert r.status_code == 200, r.text
     assert "matte;dur=" in r.headers["server-timing"]
     assert _open(r.content).size == photo.size
 
 
-def test_preset_best_when_present(client, jpeg, photo):
-    from nuggy.pipeline.config import PRESETS
-
-    if "best" not in PRESETS:
-        pytest.skip("no 'best' preset in this build")
+def test_preset_best(client, jpeg, photo):
     r = client.post("/v1/remove?preset=best&bg=white", files={"image": ("cat.jpg", jpeg, "image/jpeg")})
     assert r.status_code == 200, r.text
     assert r.headers["x-nuggy-preset"] == "best"
@@ -251,8 +245,6 @@ def test_preset_best_when_present(client, jpeg, photo):
 
 
 def test_422_fba_without_its_checkpoint(client, png):
-    if not server_app._matting_available():
-        pytest.skip("the matting stage is not part of this build")
     from nuggy.pipeline.matte import find_fba_weights
 
     if find_fba_weights() is not None:
@@ -381,13 +373,6 @@ def test_422_model_not_enabled(png):
         r = c.post(FAST + "&model=isnet", content=png, headers={"Content-Type": "image/png"})
         assert r.status_code == 422
         assert "not enabled" in _detail(r)
-
-
-def test_422_matting_without_the_stage(client, png, monkeypatch):
-    monkeypatch.setattr(server_app, "_matting_available", lambda: False)
-    r = client.post(FAST + "&matting=cf", content=png, headers={"Content-Type": "image/png"})
-    assert r.status_code == 422
-    assert "matting stage" in _detail(r)
 
 
 # --------------------------------------------------------------------------- 503 / 504

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import importlib.machinery
 import io
 import sys
-import types
 import zipfile
 
 import numpy as np
@@ -158,11 +156,7 @@ def test_many_uploads_zip_and_bad_file_shown_as_error(cat, cup):
     assert "Traceback" not in err.value
 
 
-def test_matting_controls_appear_with_the_matting_stage(monkeypatch):
-    if not ui.matting_available():
-        fake = types.ModuleType("nuggy.pipeline.matte")
-        fake.__spec__ = importlib.machinery.ModuleSpec("nuggy.pipeline.matte", None)
-        monkeypatch.setitem(sys.modules, "nuggy.pipeline.matte", fake)
+def test_matting_controls_are_shown():
     at = _app("default")
     _ok(at)
     assert "Matting solver" in [s.label for s in at.sidebar.selectbox]
@@ -170,8 +164,6 @@ def test_matting_controls_appear_with_the_matting_stage(monkeypatch):
 
 
 def test_matting_solver_shows_the_trimap(cat):
-    if not ui.matting_available():
-        pytest.skip("the matting stage is not part of this build")
     at = _app()
     at.selectbox(key="matting:fast").set_value("guided")
     at.file_uploader(key="uploads").set_value(("cat.png", cat, "image/png"))

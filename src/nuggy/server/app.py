@@ -465,7 +465,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "models": rows,
             "presets": {name: _config_dict(cfg) for name, cfg in PRESETS.items()},
             "default_preset": default_preset,
-            "matting": _matting_available(),
+            "matting": list(get_args(MattingMethod)),
         }
 
     @app.post(
@@ -523,10 +523,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name = model or settings.default_model
         base = make_preset(preset, model=name)
         config = base.replace(**overrides)
-        if config.matting != "none" and not _matting_available():
-            raise HTTPException(
-                422, "the matting stage is not part of this build; use matting=none"
-            )
 
         data = await _read_image(request)
         # Cheap checks off the event loop: model availability (may stat/hash a file), image header.
@@ -614,12 +610,6 @@ def _config_dict(cfg) -> dict:
         for k, v in dataclasses.asdict(cfg).items()
         if k not in ("weights", "matting_weights", "providers", "backend", "threads")
     }
-
-
-def _matting_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("nuggy.pipeline.matte") is not None
 
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}

@@ -50,13 +50,6 @@ def available_models() -> tuple[list[str], list[str]]:
     return usable, missing
 
 
-def matting_available() -> bool:
-    """Whether the trimap + matting stage is part of this build."""
-    import importlib.util
-
-    return importlib.util.find_spec("nuggy.pipeline.matte") is not None
-
-
 def fba_available() -> bool:
     """Whether FBA Matting's checkpoint is in the model cache."""
     try:
@@ -352,18 +345,17 @@ def _sidebar() -> tuple[Any, BackgroundChoice]:
                            float(base.island_min_area), 0.01, key=f"island_min:{tag}",
                            disabled=not islands)
     fill = sb.checkbox("Fill holes", value=base.fill_holes, key=f"fill:{tag}")
-    if matting_available():
-        solvers = [m for m in get_args(MattingMethod) if m != "fba" or fba_available()]
-        start = base.matting if base.matting in solvers else "auto"
-        matting = sb.selectbox("Matting solver", solvers, index=solvers.index(start),
-                               key=f"matting:{tag}",
-                               help="alpha inside the trimap's unknown band"
-                               + ("" if "fba" in solvers else
-                                  "; fba needs FBA.pth in the model cache"))
-        band = sb.slider("Trimap band (fraction of the diagonal)", 0.002, 0.05,
-                         float(base.trimap_band), 0.001, format="%.3f", key=f"band:{tag}",
-                         disabled=matting == "none")
-        overrides.update(matting=matting, trimap_band=band)
+    solvers = [m for m in get_args(MattingMethod) if m != "fba" or fba_available()]
+    start = base.matting if base.matting in solvers else "auto"
+    matting = sb.selectbox("Matting solver", solvers, index=solvers.index(start),
+                           key=f"matting:{tag}",
+                           help="alpha inside the trimap's unknown band"
+                           + ("" if "fba" in solvers else
+                              "; fba needs FBA.pth in the model cache"))
+    band = sb.slider("Trimap band (fraction of the diagonal)", 0.002, 0.05,
+                     float(base.trimap_band), 0.001, format="%.3f", key=f"band:{tag}",
+                     disabled=matting == "none")
+    overrides.update(matting=matting, trimap_band=band)
     fg = sb.checkbox("Decontaminate edge colours", value=base.foreground, key=f"fg:{tag}",
                      help="estimate the true foreground colour where alpha is fractional")
     config = base.replace(
@@ -450,8 +442,8 @@ def main() -> None:
     """Draw the page."""
     st.set_page_config(page_title="Nuggy — cut-outs", page_icon="✂️", layout="wide")
     st.title("Nuggy")
-    st.caption("Cut subjects out of photos: segmentation, edge refinement, island cleaning"
-               + (", matting" if matting_available() else "") + ", colour decontamination.")
+    st.caption("Cut subjects out of photos: segmentation, edge refinement, island cleaning, "
+               "matting, colour decontamination.")
     try:
         config, choice = _sidebar()
     except Exception as exc:  # noqa: BLE001
