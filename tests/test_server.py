@@ -27,7 +27,6 @@ with warnings.catch_warnings():  # starlette prefers httpx2; httpx works
     warnings.filterwarnings("ignore", message=".*httpx2")
     from fastapi.testclient import TestClient
 
-from nuggy.server import app as server_app
 from nuggy.server.app import WorkLimiter, create_app, safe_background
 from nuggy.server.settings import Settings
 
