@@ -75,7 +75,6 @@ def score(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
 
 def run_rembg(rembg: str, model: str, model_file: Path, pairs) -> tuple[list[np.ndarray], float]:
     """rembg's cut-outs (alpha matting on) for every image, and seconds spent."""
-    from nuggy.io import load_image
     from PIL import Image
 
     preds = []

@@ -727,7 +727,7 @@ def _all_failed(spec: ModelSpec, attempts: list[tuple[str, BaseException]]) -> F
         f"To fix: run `{_pull_command(spec)}` on a machine with network access, or place the "
         f"file at {dest}" + (f" (sha256 {spec.sha256})" if spec.sha256 else "")
         + ", or pass --weights PATH. "
-        f"Set NUGGY_HOME to use another cache directory (models go to $NUGGY_HOME/models)."
+        "Set NUGGY_HOME to use another cache directory (models go to $NUGGY_HOME/models)."
     )
     msg = "\n".join(lines)
     if attempts and all(isinstance(e, ChecksumError) for _, e in attempts):

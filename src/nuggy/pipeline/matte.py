@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import time
 from pathlib import Path
 
 import numpy as np

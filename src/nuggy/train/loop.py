@@ -681,7 +681,6 @@ class _Trainer:
             return False
 
         def log_mix(reason: str) -> None:
-            nonlocal counts
             total = _all_reduce(counts.clone(), env)
             rep = mix_report(total.tolist(), self.names, self.weights)
             runlog.add({"kind": "mix", "stage": st.name, "step": step, "reason": reason, "mix": rep})
