@@ -151,3 +151,21 @@ def test_rejects_bad_input(fn):
     key = "min_relative_area" if fn is remove_islands else "max_relative_area"
     with pytest.raises(ValueError):
         fn(np.zeros((5, 5), np.float32), **{key: 1.5})
+
+
+def test_small_part_attached_by_soft_alpha_is_kept():
+    """A fine part (a strand of hair, a leaf) joined to the subject by fractional alpha is part
+    of the subject, however small; the same speck floating free is an island."""
+    a = np.zeros((120, 220), np.float32)
+    disc(a, 60, 60, 40)
+    disc(a, 160, 60, 4)  # ~50 px confident blob: far below 5 % of the subject
+    a[59:62, 100:157] = 0.3  # a soft strand (alpha 0.3 > attach_level) reaching it
+    alpha = a
+    out = remove_islands(alpha, min_relative_area=0.05)
+    assert np.array_equal(out, alpha)  # nothing dropped
+    cut = alpha.copy()
+    cut[59:62, 120:125] = 0.0  # break the strand: now the blob is an island
+    out = remove_islands(cut, min_relative_area=0.05)
+    assert not out[56:65, 156:165].any()
+    # disabling attachment restores plain area-based removal
+    assert not remove_islands(alpha, attach_level=0.5)[56:65, 156:165].any()

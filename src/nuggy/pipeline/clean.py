@@ -40,13 +40,19 @@ def _above(alpha: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def remove_islands(
-    alpha: np.ndarray, *, min_relative_area: float = 0.05, threshold: float = 0.5
+    alpha: np.ndarray,
+    *,
+    min_relative_area: float = 0.05,
+    threshold: float = 0.5,
+    attach_level: float = 0.02,
 ) -> np.ndarray:
-    """Drop confident components that are small relative to the largest one, with their halo.
+    """Drop confident components that are small, isolated islands, with their halo.
 
     The components of ``alpha > threshold`` (8-connectivity) are found; the largest is kept,
     as is every other component whose area is at least ``min_relative_area`` × the largest
-    area (genuinely separate parts of the subject). The others are dropped: their pixels are
+    area (genuinely separate parts of the subject), and every component joined to a kept one
+    by a path of ``alpha > attach_level`` (hair strands, leaves, spokes: fine parts the model
+    sees as attached, however small). The others are dropped: their pixels are
     set to 0, and so is their soft halo, i.e. every pixel with ``alpha > 0.5/255`` (visible in
     8 bits) that is connected to a dropped component through such pixels and lies strictly
     closer to a dropped component than to a kept one of the same connected soft region
@@ -60,12 +66,15 @@ def remove_islands(
         min_relative_area: area fraction of the largest component below which a component is
             dropped (0 keeps everything).
         threshold: confidence threshold in [0, 1).
+        attach_level: alpha above which a path attaches a small component to a kept one
+            (``>= threshold`` disables attachment).
 
     Returns:
         New array, same shape and dtype as ``alpha``.
     """
     alpha = _check_alpha(alpha, threshold)
     min_relative_area = _check_fraction(min_relative_area, "min_relative_area")
+    attach_level = _check_fraction(attach_level, "attach_level")
     out = alpha.copy()
     if alpha.size == 0:
         return out
@@ -80,6 +89,18 @@ def remove_islands(
     keep[1 + int(np.argmax(areas))] = True
     if keep[1:].all():
         return out
+    if attach_level < threshold:
+        # small components reachable from a kept one through alpha > attach_level stay
+        _, attached = cv2.connectedComponents(
+            _above(alpha, attach_level), connectivity=8, ltype=cv2.CV_32S
+        )
+        comp_region = np.zeros(n, np.int32)
+        comp_region[labels.ravel()] = attached.ravel()
+        region_kept = np.zeros(int(attached.max()) + 1, bool)
+        region_kept[comp_region[keep]] = True
+        keep[1:] |= region_kept[comp_region[1:]]
+        if keep[1:].all():
+            return out
     drop = ~keep
     drop[0] = False
 
