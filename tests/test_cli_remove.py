@@ -115,6 +115,8 @@ def test_bad_arguments(photos, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert main(["remove", str(photos / "cat.jpg"), "--preset", "nope"]) == 2
     assert "unknown preset" in capsys.readouterr().err
+    assert main(["remove", str(photos / "cat.jpg"), "--preset", "best", "--matting-prior", "-1"]) == 2
+    assert "matting_prior must be a number >= 0" in capsys.readouterr().err
 
 
 def test_stdin_stdout_subprocess():

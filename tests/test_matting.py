@@ -131,6 +131,69 @@ def test_solver_errors(synthetic):
         solve("cf", image, trimap.astype(np.float32))
 
 
+# ------------------------------------------------------------------------------ cf + prior
+
+
+def test_cf_prior_vanishing_weight_is_plain_cf(synthetic):
+    """The prior system is assembled by us: with a negligible weight it must give pymatting's
+    own closed-form answer (CG tolerance 1e-7, float32 storage: agreement to ~1e-5)."""
+    from nuggy.matting.closed_form import closed_form_alpha
+
+    image, trimap, gt = synthetic
+    prior = np.full(trimap.shape, 0.9, np.float32)
+    plain = closed_form_alpha(image, trimap)
+    tiny = closed_form_alpha(image, trimap, prior=prior, prior_weight=1e-12)
+    off = closed_form_alpha(image, trimap, prior=prior, prior_weight=0.0)
+    unknown = trimap == 128
+    assert np.abs(tiny - plain)[unknown].max() < 1e-4
+    assert np.array_equal(off, plain)
+
+
+def test_cf_prior_holds_where_confident():
+    """A subject whose right part has the background's colour: colour alone calls that part
+    background. A confident prior (the true mask) keeps it opaque; a prior of 0.5 carries no
+    confidence and leaves the closed-form answer unchanged."""
+    from nuggy.matting.closed_form import closed_form_alpha
+
+    h, w = 40, 100
+    xx = np.mgrid[0:h, 0:w][1]
+    truth = (xx < 60).astype(np.float32)  # subject: columns 0..59
+    image = np.where((xx < 40)[..., None], [200, 60, 40], [40, 60, 200])  # 40..59 camouflaged
+    noise = np.random.default_rng(0).integers(-8, 9, image.shape)
+    image = np.clip(image + noise, 0, 255).astype(np.uint8)
+    trimap = np.full((h, w), 128, np.uint8)
+    trimap[:, :20], trimap[:, 80:] = 255, 0
+    unknown = trimap == 128
+    camo = unknown & (xx >= 40) & (xx < 60)
+    plain = closed_form_alpha(image, trimap)
+    # measured: camouflaged part 0.008 plain, 0.87 with the prior; mean error 0.33 -> 0.085
+    assert plain[camo].mean() < 0.05
+    prior = truth.copy()
+    held = closed_form_alpha(image, trimap, prior=prior)
+    assert np.array_equal(prior, truth)  # input untouched
+    assert held[camo].mean() > 0.8
+    err_plain = np.abs(plain - truth)[unknown].mean()
+    assert np.abs(held - truth)[unknown].mean() < err_plain / 3
+    neutral = closed_form_alpha(image, trimap, prior=np.full((h, w), 0.5, np.float32))
+    assert np.abs(neutral - plain)[unknown].max() < 1e-4
+    # the reduced-grid path resizes the prior to the grid it solves on (measured 0.73)
+    reduced = closed_form_alpha(image, trimap, prior=prior, max_unknown=int(unknown.sum()) // 4)
+    assert reduced[camo].mean() > 0.6
+    assert np.all(reduced[trimap == 255] == 1) and np.all(reduced[trimap == 0] == 0)
+
+
+def test_cf_prior_errors(synthetic):
+    from nuggy.matting.closed_form import closed_form_alpha
+
+    image, trimap, _ = synthetic
+    with pytest.raises(ValueError, match="prior .* does not match"):
+        closed_form_alpha(image, trimap, prior=np.zeros((3, 3), np.float32))
+    with pytest.raises(ValueError, match="float alpha"):
+        closed_form_alpha(image, trimap, prior=trimap)
+    with pytest.raises(ValueError, match="prior_weight"):
+        closed_form_alpha(image, trimap, prior=trimap / 255.0, prior_weight=-1)
+
+
 # ------------------------------------------------------------------------------ dev data
 
 
@@ -280,6 +343,25 @@ def test_best_preset():
     from nuggy.pipeline.config import preset
 
     assert preset("best").matting == "auto"
+    assert preset("best").matting_prior > 0
+    with pytest.raises(ValueError, match="matting_prior must be a number >= 0"):
+        preset("best", matting_prior=-0.1)
+
+
+def test_matte_stage_passes_the_prior_to_cf(synthetic, no_fba):
+    """The automatic path gives cf the pipeline's alpha as its prior; weight 0 is plain cf."""
+    from nuggy.matting.closed_form import closed_form_alpha
+    from nuggy.pipeline.config import PipelineConfig
+    from nuggy.pipeline.matte import matte
+
+    image, _, gt = synthetic
+    prob = _prob(gt)
+    cfg = PipelineConfig(matting="cf", trimap_band=0.02)
+    with_prior, _, trimap = matte(image, prob, cfg)
+    assert np.array_equal(with_prior, closed_form_alpha(image, trimap, prior=prob, prior_weight=0.1))
+    plain, _, _ = matte(image, prob, cfg.replace(matting_prior=0.0))
+    assert np.array_equal(plain, closed_form_alpha(image, trimap))
+    assert not np.array_equal(plain, with_prior)
 
 
 # ------------------------------------------------------------------------------ CLI

@@ -65,6 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     help="solver in the trimap's unknown band (best preset: auto = FBA if its "
                          "checkpoint is found, else closed-form)")
     mt.add_argument("--matting-weights", metavar="PATH", help="FBA checkpoint (FBA.pth)")
+    mt.add_argument("--matting-prior", type=float, default=None, metavar="W",
+                    help="weight of the segmentation as a prior in closed-form matting "
+                         "(default 0.1; 0 = plain closed-form)")
     mt.add_argument("--trimap", metavar="PATH",
                     help="your own trimap (0/128/255, same size as the single INPUT): no segmentation")
     mt.add_argument("--trimap-band", type=float, default=None, metavar="FRAC",
@@ -175,8 +178,8 @@ def _config_from_args(args):
     overrides = {}
     for name in ("tta", "interior", "refine", "refine_radius", "refine_eps", "islands",
                  "island_min_area",
-                 "fill_holes", "foreground", "threads", "matting", "matting_weights", "trimap_band",
-                 "segmenter", "segmenter_class"):
+                 "fill_holes", "foreground", "threads", "matting", "matting_weights", "matting_prior",
+                 "trimap_band", "segmenter", "segmenter_class"):
         v = getattr(args, name, None)
         if v is not None:
             overrides[name] = v

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -51,6 +52,9 @@ class PipelineConfig:
     Trimap and matting:
         matting: solver inside the trimap's unknown band (``none`` skips trimap and matting).
         matting_weights: checkpoint for FBA Matting.
+        matting_prior: weight λ of the segmentation prior in closed-form matting (``cf``): unknown
+            pixels are pulled towards the pipeline's alpha by ``λ·|2α − 1|⁴``, so the solver
+            cannot overturn confident parts of the segmentation; 0 = plain closed-form matting.
         trimap_band: base half-width of the unknown band as a fraction of the image diagonal.
     Foreground:
         foreground: estimate the foreground colour where alpha is fractional (decontamination).
@@ -81,9 +85,16 @@ class PipelineConfig:
 
     matting: MattingMethod = "none"
     matting_weights: str | None = None
+    matting_prior: float = 0.1
     trimap_band: float = 0.01
 
     foreground: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("matting_prior", "trimap_band"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
 
     def replace(self, **changes: object) -> PipelineConfig:
         """A copy with ``changes`` applied (unknown names raise ``TypeError``)."""

@@ -8,6 +8,9 @@ half-width ``cfg.trimap_band`` × diagonal) and solves alpha in its unknown band
   ``FBA.pth`` in the model cache; it also returns the foreground colour F.
 * ``cf`` / ``knn`` / ``lkm``: pymatting's closed-form, KNN and large-kernel solvers on crops of
   the band (:mod:`nuggy.matting`); large bands are solved on a reduced grid and guided-upsampled.
+  In automatic mode ``cf`` also gets the pipeline's alpha as a confidence-weighted prior
+  (``cfg.matting_prior``, see :mod:`nuggy.matting.closed_form`): the solver decides where the
+  segmentation is unsure and cannot overturn it where it is sure.
 * ``guided``: the fast colour-line + guided-filter solver, seeded with the pipeline's alpha.
 * ``auto``: ``fba`` when its checkpoint is found, otherwise :data:`AUTO_CLASSICAL` (the best
   classical solver on the alphamatting.com dev set; see ``benchmarks/matting.py``).
@@ -126,9 +129,14 @@ def solve_alpha(
     trimap: np.ndarray,
     *,
     prior: np.ndarray | None = None,
+    prior_weight: float = 0.1,
     weights: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Alpha (float32 H×W) and, from FBA only, F (float32 H×W×3) for a validated trimap."""
+    """Alpha (float32 H×W) and, from FBA only, F (float32 H×W×3) for a validated trimap.
+
+    ``prior`` (float H×W alpha in [0, 1], e.g. the segmentation's) seeds ``guided`` and, with
+    ``prior_weight`` > 0, is the confidence-weighted data term of ``cf``.
+    """
     method = resolve_method(method, weights)
     if method == "fba":
         return _fba(image, trimap, find_fba_weights(weights))  # type: ignore[arg-type]
@@ -138,7 +146,10 @@ def solve_alpha(
         return guided_alpha(image, trimap, prior=prior), None
     from ..matting import get_solver
 
-    return get_solver(method)(image, trimap, max_unknown=MAX_UNKNOWN.get(method)), None
+    options: dict = {"max_unknown": MAX_UNKNOWN.get(method)}
+    if method == "cf" and prior is not None and prior_weight > 0:
+        options.update(prior=prior, prior_weight=prior_weight)
+    return get_solver(method)(image, trimap, **options), None
 
 
 def matte(
@@ -155,7 +166,7 @@ def matte(
         alpha: the pipeline's float H×W alpha in [0, 1] (segmentation → refine → clean);
             ``None`` only with ``trimap``.
         cfg: a :class:`~nuggy.pipeline.config.PipelineConfig` (``matting``,
-            ``matting_weights``, ``trimap_band``).
+            ``matting_weights``, ``matting_prior``, ``trimap_band``).
         trimap: a user trimap (uint8 H×W, 0/128/255; validated) that replaces the automatic one.
 
     Returns:
@@ -172,5 +183,8 @@ def matte(
     else:
         trimap = validate_trimap(trimap, shape=image.shape[:2])
     method = "auto" if cfg.matting == "none" else cfg.matting
-    out, fg = solve_alpha(method, image, trimap, prior=alpha, weights=cfg.matting_weights)
+    out, fg = solve_alpha(
+        method, image, trimap, prior=alpha, prior_weight=cfg.matting_prior,
+        weights=cfg.matting_weights,
+    )
     return out, fg, trimap

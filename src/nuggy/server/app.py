@@ -502,6 +502,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hole_max_area: float | None = Query(None, ge=0, le=1, description="largest hole filled (fraction)"),
         matting: Matting | None = Query(None, description="matting solver inside the trimap band"),
         trimap_band: float | None = Query(None, gt=0, le=0.5, description="trimap band (fraction of the diagonal)"),
+        matting_prior: float | None = Query(None, ge=0, le=100, description="weight of the segmentation prior in closed-form matting"),
         foreground: bool | None = Query(None, description="foreground colour decontamination"),
     ) -> Response:
         overrides: dict[str, Any] = {
@@ -509,7 +510,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 tta=tta, interior=interior, interior_depth=interior_depth, refine=refine, refine_radius=refine_radius, refine_eps=refine_eps,
                 islands=islands, island_min_area=island_min_area, fill_holes=fill_holes,
                 hole_max_area=hole_max_area, matting=matting, trimap_band=trimap_band,
-                foreground=foreground,
+                matting_prior=matting_prior, foreground=foreground,
             ).items() if v is not None
         }
         if format == "mask":
