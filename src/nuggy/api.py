@@ -90,7 +90,7 @@ def remove(
     Args:
         image: path, bytes, PIL image or array (RGB/RGBA uint8, or float in [0, 1]).
         model: registry model name.
-        preset: ``fast`` or ``default`` (or ``best`` once the matting stage is installed).
+        preset: ``fast``, ``default`` or ``best`` (adds the trimap and matting stage).
         bg: background for the output (see :func:`nuggy.pipeline.compose.parse_background`):
             ``None`` keeps it transparent.
         mask_only: return the alpha matte as an ``L`` image.
