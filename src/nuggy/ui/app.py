@@ -355,7 +355,12 @@ def _sidebar() -> tuple[Any, BackgroundChoice]:
     band = sb.slider("Trimap band (fraction of the diagonal)", 0.002, 0.05,
                      float(base.trimap_band), 0.001, format="%.3f", key=f"band:{tag}",
                      disabled=matting == "none")
-    overrides.update(matting=matting, trimap_band=band)
+    prior = sb.slider("Segmentation prior in closed-form matting", 0.0, 1.0,
+                      float(base.matting_prior), 0.01, key=f"prior:{tag}",
+                      help="how strongly confident parts of the segmentation hold against the "
+                           "solver (0 = plain closed-form matting)",
+                      disabled=matting not in ("auto", "cf"))
+    overrides.update(matting=matting, trimap_band=band, matting_prior=prior)
     fg = sb.checkbox("Decontaminate edge colours", value=base.foreground, key=f"fg:{tag}",
                      help="estimate the true foreground colour where alpha is fractional")
     config = base.replace(
