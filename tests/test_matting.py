@@ -352,13 +352,14 @@ def test_matte_stage_passes_the_prior_to_cf(synthetic, no_fba):
     """The automatic path gives cf the pipeline's alpha as its prior; weight 0 is plain cf."""
     from nuggy.matting.closed_form import closed_form_alpha
     from nuggy.pipeline.config import PipelineConfig
-    from nuggy.pipeline.matte import matte
+    from nuggy.pipeline.matte import PRIOR_EPSILON, matte
 
     image, _, gt = synthetic
     prob = _prob(gt)
     cfg = PipelineConfig(matting="cf", trimap_band=0.02)
     with_prior, _, trimap = matte(image, prob, cfg)
-    assert np.array_equal(with_prior, closed_form_alpha(image, trimap, prior=prob, prior_weight=0.1))
+    expected = closed_form_alpha(image, trimap, prior=prob, prior_weight=0.1, epsilon=PRIOR_EPSILON)
+    assert np.array_equal(with_prior, expected)
     plain, _, _ = matte(image, prob, cfg.replace(matting_prior=0.0))
     assert np.array_equal(plain, closed_form_alpha(image, trimap))
     assert not np.array_equal(plain, with_prior)
