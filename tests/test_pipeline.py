@@ -91,7 +91,7 @@ def test_weights_file_without_spec_needs_model(u2netp_path, tmp_path, chelsea):
 def test_default_beats_raw_and_best_beats_default_on_dev_set(dev_dir):
     """Each preset must earn its place: mean SAD, MSE and Grad over the whole image below the
     previous preset's (u2netp; measured 54.58/97.63/29.47 -> 40.06/72.72/26.40 ->
-    39.24/72.27/25.39 with benchmarks/quality.py)."""
+    39.23/72.24/25.39 with benchmarks/quality.py)."""
     from nuggy.eval.metrics import grad, mse, sad
     from nuggy.io import load_image
 
