@@ -335,6 +335,7 @@ def test_415_format_not_accepted(jpeg):
     ("preset=fast&island_min_area=2", "island_min_area"),
     ("preset=fast&tta=maybe", "tta"),
     ("preset=fast&matting=magic", "matting"),
+    ("preset=best&matting_prior=-1", "matting_prior"),
     ("preset=fast&model=nosuchmodel", "unknown model"),
     ("preset=fast&bg=/etc/passwd", "not accepted by the API"),
     ("preset=fast&bg=http://example.com/x.jpg", "not accepted by the API"),
