@@ -100,8 +100,7 @@ def closed_form_alpha(
                 cg_kwargs={"rtol": rtol, "maxiter": maxiter},
             )
         import scipy.sparse
-        from pymatting import cf_laplacian, cg, ichol
-        from pymatting.util.util import trimap_split
+        from pymatting import cf_laplacian, cg, ichol, trimap_split
 
         y0, y1, x0, x1 = window
         p = _prior_on_grid(prior, grid, grids)[y0:y1, x0:x1].astype(np.float64).ravel()
