@@ -49,8 +49,18 @@ class Pipeline:
             )
         return self._predictor
 
-    def run(self, image: np.ndarray, *, trimap: np.ndarray | None = None) -> Result:
+    def run(
+        self,
+        image: np.ndarray,
+        *,
+        trimap: np.ndarray | None = None,
+        probability: np.ndarray | None = None,
+    ) -> Result:
         """Cut the subject out of ``image`` (RGB uint8 H×W×3); see :class:`Result`.
+
+        ``probability``: a full-resolution subject probability (float H×W in [0, 1]) made
+        elsewhere (another model, a cached prediction). Segmentation is then skipped and the map
+        goes through the same interior → refine → clean → matting stages.
 
         ``trimap``: a user trimap (uint8 H×W, 0 / 128 / 255, e.g. from
         :func:`nuggy.pipeline.trimap.load_trimap`). Segmentation and its clean-up are then
@@ -81,7 +91,9 @@ class Pipeline:
                 alpha, foreground, trimap = matte(image, None, cfg, trimap=trimap)
             prob = trimap.astype(np.float32) * np.float32(1 / 255)
         else:
-            alpha, prob, foreground, trimap = self._segment(image, cfg, stage)
+            if probability is not None:
+                probability = _check_probability(probability, image.shape[:2])
+            alpha, prob, foreground, trimap = self._segment(image, cfg, stage, probability)
         if cfg.foreground and foreground is None:
             from .foreground import estimate_foreground
 
@@ -96,13 +108,14 @@ class Pipeline:
             timings=timings,
         )
 
-    def _segment(self, image: np.ndarray, cfg: PipelineConfig, stage):
+    def _segment(self, image: np.ndarray, cfg: PipelineConfig, stage, prob=None):
         """segment → interior → refine → clean → [trimap → matte]: (alpha, prob, fg, trimap)."""
-        from .segment import predict_probability
+        if prob is None:
+            from .segment import predict_probability
 
-        predictor = self.predictor
-        with stage("segment"):
-            prob = predict_probability(predictor, image, tta=cfg.tta)
+            predictor = self.predictor
+            with stage("segment"):
+                prob = predict_probability(predictor, image, tta=cfg.tta)
         alpha = prob
         if cfg.interior:
             from .interior import fill_interior
@@ -131,3 +144,16 @@ class Pipeline:
             with stage("matte"):
                 alpha, foreground, trimap = matte(image, alpha, cfg)
         return alpha, prob, foreground, trimap
+
+
+def _check_probability(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A caller's probability map as float32 H×W in [0, 1], or a ValueError saying what is off."""
+    prob = np.asarray(prob)
+    if prob.shape != tuple(size):
+        raise ValueError(f"probability map is {prob.shape}, the image is {tuple(size)}")
+    if not np.issubdtype(prob.dtype, np.floating):
+        raise ValueError(f"probability map must be floating point in [0, 1], got {prob.dtype}")
+    prob = prob.astype(np.float32, copy=False)
+    if not np.isfinite(prob).all() or prob.min() < 0 or prob.max() > 1:
+        raise ValueError("probability map must be finite and lie in [0, 1]")
+    return prob
