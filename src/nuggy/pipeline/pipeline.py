@@ -39,15 +39,23 @@ class Pipeline:
         self._predictor = None
 
     @property
-    def predictor(self):
-        """The segmentation predictor (loaded on first use)."""
+    def predictors(self) -> list:
+        """The segmentation predictors, one per model of ``config.model`` (loaded on first use).
+
+        Each has ``.spec`` and ``.predict(image, *, flip) -> float32 h×w`` at model resolution.
+        """
         if self._predictor is None:
             from .segment import load_predictor
 
-            self._predictor = load_predictor(
-                self.config, accept_license=self.accept_license, download=self.download
-            )
+            self._predictor = [
+                load_predictor(self.config, accept_license=self.accept_license, download=self.download)
+            ]
         return self._predictor
+
+    @property
+    def predictor(self):
+        """The (first) segmentation predictor (loaded on first use)."""
+        return self.predictors[0]
 
     def run(
         self,
