@@ -180,20 +180,100 @@ def test_fusion_keeps_a_consistent_triple():
     assert torch.allclose(b2, bg, atol=1e-5)
 
 
-def test_fusion_hand_computed_pixel():
-    a, img = 0.5, np.array([0.6, 0.4, 0.2])
-    f, b = np.array([0.9, 0.5, 0.1]), np.array([0.2, 0.3, 0.4])
-    f2 = np.clip(a * img + (1 - a * a) * f - a * (1 - a) * b, 0, 1)
-    b2 = np.clip((1 - a) * img + (2 * a - a * a) * b - a * (1 - a) * f, 0, 1)
-    a2 = np.clip((a * 0.1 + ((img - b2) * (f2 - b2)).sum()) / (((f2 - b2) ** 2).sum() + 0.1), 0, 1)
+def _fusion_reference(a, img, f, b, la=0.1):
+    """Published fusion in float64 NumPy, one pixel: ``a`` scalar, ``img``/``f``/``b`` ``(3,)``.
 
+    Written from the official ``fba_fusion`` order: F first; B from that new, *unclamped* F;
+    then clip both; then the regularised alpha update, clipped.
+    """
+    img, f, b = (np.asarray(v, dtype=np.float64) for v in (img, f, b))
+    f1 = a * img + (1 - a * a) * f - a * (1 - a) * b
+    b1 = (1 - a) * img + (2 * a - a * a) * b - a * (1 - a) * f1
+    f1, b1 = np.clip(f1, 0, 1), np.clip(b1, 0, 1)
+    a1 = (a * la + np.dot(img - b1, f1 - b1)) / (np.dot(f1 - b1, f1 - b1) + la)
+    return float(np.clip(a1, 0, 1)), f1, b1
+
+
+def _fuse_pixel(a, img, f, b):
     def t(v):
         return torch.tensor(v, dtype=torch.float64).view(1, -1, 1, 1)
 
     ra, rf, rb = fba_fusion(t([a]), t(img), t(f), t(b))
-    assert ra.item() == pytest.approx(a2)
-    assert rf.flatten().numpy() == pytest.approx(f2)
-    assert rb.flatten().numpy() == pytest.approx(b2)
+    return ra.item(), rf.flatten().numpy(), rb.flatten().numpy()
+
+
+def test_fusion_hand_computed_pixel():
+    # Worked by hand: F' = 0.3 + 0.75 f − 0.25 b = (0.925, 0.5, 0.075);
+    # B' = 0.5 img + 0.75 b − 0.25 F' = (0.21875, 0.3, 0.38125) (uses F', not f).
+    a, img = 0.5, [0.6, 0.4, 0.2]
+    f, b = [0.9, 0.5, 0.1], [0.2, 0.3, 0.4]
+    ra, rf, rb = _fuse_pixel(a, img, f, b)
+    assert rf == pytest.approx([0.925, 0.5, 0.075], abs=1e-12)
+    assert rb == pytest.approx([0.21875, 0.3, 0.38125], abs=1e-12)
+    d = np.subtract(rf, rb)
+    want = (0.05 + np.dot(np.subtract(img, rb), d)) / (np.dot(d, d) + 0.1)
+    assert 0 < want < 1  # the alpha clip is not active here
+    assert ra == pytest.approx(want, abs=1e-12)
+    wa, wf, wb = _fusion_reference(a, img, f, b)
+    assert ra == pytest.approx(wa, abs=1e-12)
+    assert rf == pytest.approx(wf, abs=1e-12) and rb == pytest.approx(wb, abs=1e-12)
+
+
+def test_fusion_background_uses_the_updated_foreground():
+    # α = 0.5, white pixel, black F and B. Worked by hand:
+    # F' = 0.5·1 = 0.5; B' = 0.5·1 − 0.25·F' = 0.375 (the old F = 0 would give 0.5);
+    # α' = (0.05 + 3·0.625·0.125) / (3·0.125² + 0.1) = 0.284375 / 0.146875 > 1 → 1
+    # (with B' = 0.5 it would be 0.05 / 0.1 = 0.5: a 0.5 swing in alpha).
+    ra, rf, rb = _fuse_pixel(0.5, [1.0] * 3, [0.0] * 3, [0.0] * 3)
+    assert rf == pytest.approx([0.5] * 3, abs=1e-12)
+    assert rb == pytest.approx([0.375] * 3, abs=1e-12)
+    assert ra == pytest.approx(1.0, abs=1e-12)
+
+
+def test_fusion_background_uses_the_foreground_before_clipping():
+    # α = 0.5, white pixel, F = 1, B = 0: F' = 0.5 + 0.75 = 1.25 (clipped to 1 only afterwards);
+    # B' = 0.5 − 0.25·1.25 = 0.1875 (0.25 if B used the clipped F' or the old F);
+    # α' = (0.05 + 3·0.8125²) / (3·0.8125² + 0.1) = 2.03046875 / 2.08046875.
+    ra, rf, rb = _fuse_pixel(0.5, [1.0] * 3, [1.0] * 3, [0.0] * 3)
+    assert rf == pytest.approx([1.0] * 3, abs=1e-12)
+    assert rb == pytest.approx([0.1875] * 3, abs=1e-12)
+    assert ra == pytest.approx(2.03046875 / 2.08046875, abs=1e-12)
+
+
+def test_fusion_matches_reference_on_random_pixels():
+    rng = np.random.default_rng(3)
+    a = rng.random((4, 1, 3, 5))
+    img, f, b = (rng.random((4, 3, 3, 5)) for _ in range(3))
+    ra, rf, rb = (x.numpy() for x in fba_fusion(*(torch.from_numpy(v) for v in (a, img, f, b))))
+    old_order = 0.0  # largest alpha gap to a fusion whose B update used the decoder's F
+    for n, y, x in np.ndindex(4, 3, 5):
+        al, il, fl, bl = a[n, 0, y, x], img[n, :, y, x], f[n, :, y, x], b[n, :, y, x]
+        wa, wf, wb = _fusion_reference(al, il, fl, bl)
+        assert ra[n, 0, y, x] == pytest.approx(wa, abs=1e-12)
+        assert rf[n, :, y, x] == pytest.approx(wf, abs=1e-12)
+        assert rb[n, :, y, x] == pytest.approx(wb, abs=1e-12)
+        bo = np.clip((1 - al) * il + (2 * al - al**2) * bl - al * (1 - al) * fl, 0, 1)
+        ao = np.clip((al * 0.1 + np.dot(il - bo, wf - bo)) / (np.dot(wf - bo, wf - bo) + 0.1), 0, 1)
+        old_order = max(old_order, abs(ao - wa))
+    assert old_order > 0.05  # these inputs do tell the two orders apart
+
+
+def test_network_output_is_the_published_fusion_of_the_raw_prediction():
+    torch.manual_seed(0)
+    raw_model = create_model("fba", width_divisor=8, layers=(1, 1, 1, 1), fuse=False).eval()
+    fused_model = create_model("fba", width_divisor=8, layers=(1, 1, 1, 1)).eval()
+    fused_model.load_state_dict(raw_model.state_dict())
+    inputs = _inputs(h=16, w=16)
+    with torch.no_grad():
+        raw = raw_model(*inputs).double().numpy()
+        out = fused_model(*inputs).double().numpy()
+    img = inputs[0].double().numpy()
+    for y, x in np.ndindex(16, 16):
+        wa, wf, wb = _fusion_reference(raw[0, 0, y, x], img[0, :, y, x], raw[0, 1:4, y, x],
+                                       raw[0, 4:7, y, x])
+        assert out[0, 0, y, x] == pytest.approx(wa, abs=1e-4)
+        assert out[0, 1:4, y, x] == pytest.approx(wf, abs=1e-5)
+        assert out[0, 4:7, y, x] == pytest.approx(wb, abs=1e-5)
 
 
 def test_fusion_clips():

@@ -250,14 +250,21 @@ def fba_fusion(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """FBA's fusion step: make alpha, F and B consistent with ``image ≈ αF + (1−α)B``.
 
-    F and B are first corrected towards the compositing equation (then clipped to [0, 1]);
-    alpha is then re-estimated from them by a regularised least-squares step (weight ``la``
-    on the previous alpha). Shapes: alpha ``(N,1,H,W)``; image, fg, bg ``(N,3,H,W)`` in [0, 1].
-    Returns ``(alpha, fg, bg)``, all clipped to [0, 1].
+    Follows the official ``fba_fusion`` step by step (the published checkpoint was trained
+    with it), in this order:
+
+    1. ``F' = α·I + (1−α²)·F − α(1−α)·B``
+    2. ``B' = (1−α)·I + (2α−α²)·B − α(1−α)·F'`` — from the *new, unclipped* ``F'``, not the
+       decoder's ``F`` (read as simultaneous equations, the update would use ``F``);
+    3. clip ``F'`` and ``B'`` to [0, 1];
+    4. ``α' = (la·α + Σ_c (I−B')(F'−B')) / (Σ_c (F'−B')² + la)``, clipped to [0, 1].
+
+    Shapes: alpha ``(N,1,H,W)``; image, fg, bg ``(N,3,H,W)``, float, in [0, 1]; ``la`` = 0.1 as
+    upstream. Returns ``(alpha, fg, bg)`` with the input shapes, all in [0, 1].
     """
     a = alpha
     fg_new = a * image + (1 - a**2) * fg - a * (1 - a) * bg
-    bg_new = (1 - a) * image + (2 * a - a**2) * bg - a * (1 - a) * fg
+    bg_new = (1 - a) * image + (2 * a - a**2) * bg - a * (1 - a) * fg_new
     fg_new = fg_new.clamp(0, 1)
     bg_new = bg_new.clamp(0, 1)
     diff = fg_new - bg_new
