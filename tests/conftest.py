@@ -1,7 +1,9 @@
-"""Shared fixtures: real example photos, the dev set, the cached u2netp model."""
+"""Shared fixtures: real example photos, the dev set, the cached u2netp model, and synthetic
+photos with degenerate (saturated, flat, grey) regions."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +77,11 @@ def make_saturated_photo(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.
 def saturated_photo():
     """:func:`make_saturated_photo` (call it with ``h, w[, seed]``)."""
     return make_saturated_photo
+
+
+@pytest.fixture
+def no_float_warnings():
+    """Every floating-point warning (divide by zero, overflow, invalid value) is an error."""
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        yield

@@ -6,8 +6,6 @@ solve per pixel) and OpenCV's ``cv2.ximgproc.guidedFilter``.
 
 from __future__ import annotations
 
-import warnings
-
 import cv2
 import numpy as np
 import pytest
@@ -377,14 +375,6 @@ def test_refine_alpha_rejects_bad_input(image, prob, kwargs):
 #: refine_eps and guided_alpha's (1e-4), guided_upsample's (1e-5: matting on a reduced grid and
 #: FBA), and two far smaller ones.
 EPS_USED = (1e-3, 1e-4, 1e-5, 1e-6, 1e-8)
-
-
-@pytest.fixture
-def no_float_warnings():
-    """Every float warning (divide by zero, overflow, invalid) is an error."""
-    with np.errstate(all="raise"), warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)
-        yield
 
 
 @pytest.mark.parametrize("eps", EPS_USED)
