@@ -20,7 +20,12 @@ import cv2
 import numpy as np
 
 __all__ = [
-    "MIN_EPS", "box_filter", "guided_filter", "refine_alpha", "edge_weight", "default_refine_params",
+    "MIN_EPS",
+    "box_filter",
+    "guided_filter",
+    "refine_alpha",
+    "edge_weight",
+    "default_refine_params",
 ]
 
 #: Side of the model's input (U²-Net: 320); default radius/band scale with the upsampling factor.
