@@ -229,3 +229,59 @@ def test_rejects_bad_options():
         estimate_foreground_blur(img, alpha, radii=())
     with pytest.raises(ValueError):
         estimate_foreground_blur(img, alpha, radii=(0,))
+
+
+# ------------------------------------------------- flat, saturated, single-colour images --
+
+
+def degenerate_alphas(h: int, w: int) -> list[np.ndarray]:
+    """A ramp, fractional everywhere (0.5), almost transparent (0.002) beside opaque, random."""
+    xx = np.mgrid[0:h, 0:w][1]
+    return [
+        np.clip((xx - 0.25 * w) / (0.5 * w), 0, 1).astype(np.float32),
+        np.full((h, w), 0.5, np.float32),
+        np.where(xx > w / 2, 1.0, 0.002).astype(np.float32),
+        np.random.default_rng(1).random((h, w)).astype(np.float32),
+    ]
+
+
+@pytest.mark.parametrize("colour", [(255, 255, 255), (0, 0, 0), (17, 200, 3)])
+def test_single_colour_image(colour, no_float_warnings):
+    """I = c everywhere: F = B = c satisfies I = αF + (1−α)B at no smoothness cost, so the
+    multi-level estimate is c (float32 rounding). Blur fusion's 1e-5 regularisers scale F̄ by
+    mean(α) / (mean(α) + 1e-5), at most 0.5 % off where α >= 0.002, once per round: F stays
+    within 1 % of c (two rounds); its exact mode
+    matches the float64 reference on fractional pixels (tolerance as in
+    test_blur_exact_mode_matches_float64_reference)."""
+    h, w = 60, 80
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = colour
+    c = np.array(colour) / 255.0
+    for alpha in degenerate_alphas(h, w):
+        ml, bg = estimate_foreground_ml(img, alpha, return_background=True)
+        np.testing.assert_allclose(ml, np.broadcast_to(c, ml.shape), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(bg, np.broadcast_to(c, bg.shape), rtol=0, atol=1e-6)
+        for downsample in (None, 1):
+            f = estimate_foreground_blur(img, alpha, downsample=downsample)
+            assert np.isfinite(f).all() and f.min() >= 0 and f.max() <= 1
+            assert np.all(np.abs(f - c) <= 0.01 * c + 1e-6)
+        exact = estimate_foreground_blur(img, alpha, downsample=1)
+        m = fractional(alpha)
+        np.testing.assert_allclose(exact[m], blur_fusion64(img, alpha)[m], rtol=0, atol=1e-5)
+
+
+def test_saturated_and_near_flat_images(saturated_photo, no_float_warnings):
+    """Saturated white (255, 255, 255), near-grey strands, a 200 ± 1 patch: F (and B) finite
+    and in [0, 1], F = the image away from fractional alpha."""
+    img, _ = saturated_photo(60, 80, 2)
+    rng = np.random.default_rng(3)
+    near_flat = (200 + rng.integers(-1, 2, (60, 80, 1))).repeat(3, axis=2).astype(np.uint8)
+    for image in (img, near_flat):
+        for alpha in degenerate_alphas(60, 80):
+            ml, bg = estimate_foreground_ml(image, alpha, return_background=True)
+            for f in (ml, bg, estimate_foreground_blur(image, alpha)):
+                assert f.dtype == np.float32 and np.isfinite(f).all()
+                assert f.min() >= 0 and f.max() <= 1
+            hard = (alpha <= 1e-3) | (alpha >= 1 - 1e-3)
+            far = cv2.erode(hard.astype(np.uint8), np.ones((11, 11), np.uint8)) > 0
+            np.testing.assert_allclose(ml[far], image[far] / 255.0, rtol=0, atol=1e-7)

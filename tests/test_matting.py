@@ -131,6 +131,133 @@ def test_solver_errors(synthetic):
         solve("cf", image, trimap.astype(np.float32))
 
 
+# --------------------------------------------------- degenerate photos (issue 19)
+
+UNIFORM = [(255, 255, 255), (0, 0, 0), (128, 128, 128), (17, 200, 3)]
+
+
+def _column_trimap(h: int, w: int) -> np.ndarray:
+    """Background left of x = 0.3 w, foreground right of 0.7 w, unknown between."""
+    t = np.zeros((h, w), np.uint8)
+    t[:, round(0.7 * w):] = 255
+    t[:, round(0.3 * w):round(0.7 * w)] = 128
+    return t
+
+
+@pytest.mark.parametrize("name", SOLVER_NAMES)
+def test_solvers_on_single_colour_images(name, one_numba_thread, no_float_warnings):
+    """A single-colour image carries no colour information: every solver must give a finite
+    alpha in [0, 1] that does not depend on the colour, rising from background to foreground.
+    (cf, lkm: a window's covariance is 0, the Laplacian is the same for every colour; knn: the
+    colour features are equal; guided: F = B, alpha is its prior.) Agreement across colours is
+    to the CG tolerance (rtol 1e-7) in float32 storage: 1e-4 leaves room for its conditioning."""
+    h, w = 40, 60
+    trimap = _column_trimap(h, w)
+    unknown = trimap == 128
+    results = []
+    for colour in UNIFORM:
+        image = np.empty((h, w, 3), np.uint8)
+        image[:] = colour
+        a = solve(name, image, trimap)
+        assert a.dtype == np.float32 and np.isfinite(a).all()
+        assert a.min() >= 0.0 and a.max() <= 1.0
+        assert np.all(a[trimap == 255] == 1) and np.all(a[trimap == 0] == 0)
+        results.append(a)
+    for a in results[1:]:
+        np.testing.assert_allclose(a, results[0], rtol=0, atol=1e-4)
+    cols = np.where(unknown, results[0], np.nan)[:, unknown.any(axis=0)]
+    profile = np.nanmean(cols, axis=0)
+    assert np.all(np.diff(profile) >= -1e-4) and profile[-1] - profile[0] > 0.3
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -1e-3, float("nan"), float("inf"), True, "1e-3"])
+def test_guided_solver_rejects_a_min_contrast_that_divides_by_zero(bad, synthetic):
+    image, trimap, _ = synthetic
+    with pytest.raises(ValueError, match="min_contrast"):
+        solve("guided", image, trimap, min_contrast=bad)
+    a = solve("guided", image, trimap, min_contrast=np.float32(1e-3))  # numpy scalars are fine
+    assert np.isfinite(a).all()
+
+
+@pytest.mark.parametrize("name", SOLVER_NAMES)
+def test_solvers_on_saturated_and_near_flat_images(name, saturated_photo, one_numba_thread):
+    """Saturated white, near-grey strands, a 200 ± 1 patch: finite alpha in [0, 1]."""
+    image, prob = saturated_photo(60, 80, 3)
+    rng = np.random.default_rng(4)
+    near_flat = (200 + rng.integers(-1, 2, (60, 80, 1))).repeat(3, axis=2).astype(np.uint8)
+    trimap = _column_trimap(60, 80)
+    for img in (image, near_flat):
+        with np.errstate(all="raise"):
+            a = solve(name, img, trimap)
+        assert np.isfinite(a).all() and a.min() >= 0.0 and a.max() <= 1.0
+        assert np.all(a[trimap == 255] == 1) and np.all(a[trimap == 0] == 0)
+
+
+@pytest.mark.parametrize("scale", [1.5, 3.0])
+def test_guided_upsample_on_a_saturated_photo(scale, saturated_photo, no_float_warnings):
+    """Matting on a reduced grid comes back through guided_upsample (guided filter, eps 1e-5):
+    on this photo the closed-form 3×3 inverse returned NaN. At scale 1.5 the filter runs
+    unsubsampled (radius 3) on tiles that keep 2r pixels of context, so it equals the
+    full-image float64 filter at the unknown pixels (tolerance: test_refine.gf_tolerance)."""
+    import cv2
+
+    from nuggy.matting.band import guided_upsample
+    from nuggy.pipeline.trimap import make_trimap
+
+    from test_refine import gf_tolerance, guided_filter64, integral_mean64
+
+    h, w = 480, 640
+    image, prob = saturated_photo(h, w, 0)
+    trimap = make_trimap(prob, image=image)
+    unknown = trimap == 128
+    low = cv2.resize(prob, (round(w / scale), round(h / scale)), interpolation=cv2.INTER_AREA)
+    alpha = guided_upsample(image, trimap, low)
+    assert alpha.dtype == np.float32 and np.isfinite(alpha).all()
+    assert alpha.min() >= 0.0 and alpha.max() <= 1.0
+    assert np.all(alpha[trimap == 255] == 1) and np.all(alpha[trimap == 0] == 0)
+    if scale == 1.5:
+        up = cv2.resize(low, (w, h), interpolation=cv2.INTER_LINEAR)
+        ref = np.clip(guided_filter64(image / 255.0, up, 3, 1e-5, mean=integral_mean64), 0, 1)
+        np.testing.assert_allclose(alpha[unknown], ref[unknown], rtol=0, atol=gf_tolerance(1e-5))
+
+
+def test_closed_form_on_a_reduced_grid_of_a_saturated_photo(saturated_photo, one_numba_thread):
+    """The automatic pipeline's cf call (prior, PRIOR_EPSILON) with a band larger than
+    max_unknown: solved on the reduced grid, brought back by guided_upsample."""
+    from nuggy.matting.closed_form import closed_form_alpha
+    from nuggy.pipeline.matte import PRIOR_EPSILON
+    from nuggy.pipeline.trimap import make_trimap
+
+    image, prob = saturated_photo(480, 640, 0)
+    trimap = make_trimap(prob, image=image)
+    n_unknown = int(np.count_nonzero(trimap == 128))
+    alpha = closed_form_alpha(
+        image, trimap, prior=prob, epsilon=PRIOR_EPSILON, max_unknown=n_unknown // 2
+    )
+    assert alpha.dtype == np.float32 and np.isfinite(alpha).all()
+    assert alpha.min() >= 0.0 and alpha.max() <= 1.0
+    assert np.all(alpha[trimap == 255] == 1) and np.all(alpha[trimap == 0] == 0)
+
+
+@pytest.mark.slow
+def test_best_preset_on_a_large_saturated_photo(saturated_photo, no_fba):
+    """Issue 19 end to end: ``best`` (auto → cf without FBA) on a 1707×1280 photo whose band is
+    solved on a reduced grid; it exited with 'alpha must lie in [0, 1], got range [nan, nan]'."""
+    from nuggy.pipeline.config import preset
+    from nuggy.pipeline.matte import MAX_UNKNOWN
+    from nuggy.pipeline.pipeline import Pipeline
+
+    image, prob = saturated_photo(1707, 1280, 0)
+    assert (image == 255).all(axis=2).mean() > 0.12  # at least the issue's share of white
+    result = Pipeline(preset("best")).run(image, probability=prob)
+    assert np.count_nonzero(result.trimap == 128) > MAX_UNKNOWN["cf"]  # the reduced-grid path
+    a = result.alpha
+    assert a.dtype == np.float32 and np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1
+    assert np.all(a[result.trimap == 255] == 1) and np.all(a[result.trimap == 0] == 0)
+    fg = result.foreground
+    assert np.isfinite(fg).all() and fg.min() >= 0 and fg.max() <= 1
+
+
 # ------------------------------------------------------------------------------ cf + prior
 
 

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from nuggy.pipeline.refine import (
+    MIN_EPS,
+    _solve_colour,
     box_filter,
     default_refine_params,
     edge_weight,
@@ -35,22 +37,60 @@ def window_mean64(x: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
-def guided_filter64(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.ndarray:
-    """He et al. (TPAMI 2013, Alg. 1 / eq. 14) in float64 with an explicit per-pixel solve."""
+def integral_mean64(x: np.ndarray, r: int) -> np.ndarray:
+    """:func:`window_mean64` vectorised with float64 integral images (for larger images)."""
+    x = np.asarray(x, np.float64)
+    h, w = x.shape[:2]
+    ii = np.zeros((h + 1, w + 1) + x.shape[2:])
+    ii[1:, 1:] = x.cumsum(axis=0).cumsum(axis=1)
+    y0, y1 = np.clip(np.arange(h) - r, 0, h), np.clip(np.arange(h) + r + 1, 0, h)
+    x0, x1 = np.clip(np.arange(w) - r, 0, w), np.clip(np.arange(w) + r + 1, 0, w)
+    sums = ii[y1][:, x1] - ii[y0][:, x1] - ii[y1][:, x0] + ii[y0][:, x0]
+    n = (y1 - y0)[:, None] * (x1 - x0)[None, :]
+    return sums / (n if x.ndim == 2 else n[..., None])
+
+
+def guided_coefficients64(guide, src, r, eps, mean=window_mean64):
+    """Window-averaged (a, b) of He et al. (TPAMI 2013, Alg. 1 / eq. 14) in float64, with an
+    explicit per-pixel solve (LAPACK, partial pivoting): H×W×C and H×W."""
     g = np.asarray(guide, np.float64)
     if g.ndim == 2:
         g = g[..., None]
     p = np.asarray(src, np.float64)
     c = g.shape[2]
-    mean_i = window_mean64(g, r)
-    mean_p = window_mean64(p, r)
-    mean_ip = window_mean64(g * p[..., None], r)
-    mean_ii = window_mean64((g[..., :, None] * g[..., None, :]).reshape(*p.shape, c * c), r)
+    mean_i = mean(g, r)
+    mean_p = mean(p, r)
+    mean_ip = mean(g * p[..., None], r)
+    mean_ii = mean((g[..., :, None] * g[..., None, :]).reshape(*p.shape, c * c), r)
     sigma = mean_ii.reshape(*p.shape, c, c) - mean_i[..., :, None] * mean_i[..., None, :]
     cov = mean_ip - mean_i * mean_p[..., None]
     a = np.linalg.solve(sigma + eps * np.eye(c), cov[..., None])[..., 0]
     b = mean_p - (a * mean_i).sum(axis=-1)
-    return (window_mean64(a, r) * g).sum(axis=-1) + window_mean64(b, r)
+    return mean(a, r), mean(b, r)
+
+
+def guided_filter64(guide, src, r: int, eps: float, mean=window_mean64) -> np.ndarray:
+    """He et al.'s guided filter in float64 (see :func:`guided_coefficients64`)."""
+    g = np.asarray(guide, np.float64)
+    if g.ndim == 2:
+        g = g[..., None]
+    a, b = guided_coefficients64(g, src, r, eps, mean)
+    return (a * g).sum(axis=-1) + b
+
+
+def fast_guided_filter64(guide8: np.ndarray, src: np.ndarray, r: int, eps: float, s: int):
+    """He & Sun's fast guided filter in float64: coefficients fitted on the ``s``-times
+    area-reduced pair (the uint8 guide reduced as uint8, like the code under test), upsampled
+    bilinearly, applied to the full-resolution guide."""
+    h, w = src.shape
+    size = (-(-w // s), -(-h // s))
+    g_small = cv2.resize(guide8, size, interpolation=cv2.INTER_AREA) / 255.0
+    p_small = cv2.resize(src.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    a, b = guided_coefficients64(g_small, p_small, max(1, round(r / s)), eps, integral_mean64)
+    a = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
+    b = cv2.resize(b, (w, h), interpolation=cv2.INTER_LINEAR)
+    g = (guide8 / 255.0).reshape(h, w, -1)
+    return (a * g).sum(axis=-1) + b
 
 
 def structured(h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -222,6 +262,7 @@ def test_guided_filter_does_not_modify_inputs():
         dict(guide=np.zeros((5, 5)), src=np.zeros((5, 5)), radius=0),
         dict(guide=np.zeros((5, 5)), src=np.zeros((5, 5)), eps=0.0),
         dict(guide=np.zeros((5, 5)), src=np.zeros((5, 5)), eps=float("nan")),
+        dict(guide=np.zeros((5, 5)), src=np.zeros((5, 5)), eps=MIN_EPS / 10),
         dict(guide=np.zeros((5, 5)), src=np.zeros((5, 5)), subsample=0),
     ],
 )
@@ -326,3 +367,118 @@ def test_refine_alpha_without_edge_returns_prob():
 def test_refine_alpha_rejects_bad_input(image, prob, kwargs):
     with pytest.raises(ValueError):
         refine_alpha(image, prob, **kwargs)
+
+
+# ------------------------------------------------------ degenerate windows (issue 19) ---
+
+#: Every eps the code passes to guided_filter: refine_alpha's default (1e-3), the presets'
+#: refine_eps and guided_alpha's (1e-4), guided_upsample's (1e-5: matting on a reduced grid and
+#: FBA), and two far smaller ones.
+EPS_USED = (1e-3, 1e-4, 1e-5, 1e-6, 1e-8)
+
+
+@pytest.mark.parametrize("eps", EPS_USED)
+@pytest.mark.parametrize("radius, subsample", [(2, 1), (3, 1), (8, 1), (3, 2), (8, 3)])
+def test_guided_filter_is_finite_and_accurate_on_saturated_grey_and_flat_windows(
+    eps, radius, subsample, saturated_photo, no_float_warnings
+):
+    """Saturated white, near-grey strands (an almost rank-1 colour covariance) and a near-flat
+    patch: the closed-form 3×3 inverse gave errors of 0.3–30 at eps = 1e-5 and NaN below.
+
+    Tolerance: gf_tolerance (u × the largest condition number of Σ + εI), the same worst-case
+    bound as for generic data above; observed errors are 10–1000× below it (1e-8, where the
+    bound says nothing, is the float32 limit of the moments: only finiteness is asserted there
+    in effect).
+    """
+    for seed in (0, 1):
+        img, prob = saturated_photo(120, 160, seed)
+        q = guided_filter(img, prob, radius=radius, eps=eps, subsample=subsample)
+        assert q.dtype == np.float32 and np.isfinite(q).all()
+        if subsample == 1:
+            ref = guided_filter64(img / 255.0, prob, radius, eps, mean=integral_mean64)
+        else:
+            ref = fast_guided_filter64(img, prob, radius, eps, subsample)
+        np.testing.assert_allclose(q, ref, rtol=0, atol=gf_tolerance(eps))
+
+
+@pytest.mark.parametrize("eps", EPS_USED)
+def test_colour_guide_with_equal_channels_is_the_grey_filter(eps, no_float_warnings):
+    """R = G = B = L gives Σ = var(L)·11ᵀ and cov = cov(L, p)·1, so a = cov/(3 var + ε)·1: the
+    colour filter equals the grey filter of L with ε/3 (exactly; singular Σ for every window).
+
+    Tolerance: for the rank-1 Σ the float32 errors do not grow with 1/ε (the solve is exact in
+    the guide's only direction of variation): 1e-5 is ~20× the errors observed (≤ 6e-7)."""
+    rng = np.random.default_rng(5)
+    lum = np.full((90, 110), 255, np.uint8)  # saturated white ...
+    lum[:, 40:] = rng.integers(20, 200, (90, 70))  # ... beside grey texture
+    lum[60:, :30] = 120 + rng.integers(-1, 2, (30, 30))  # and a near-flat patch
+    src = np.clip(rng.random(lum.shape) * 0.3 + (np.arange(110) > 55) * 0.7, 0, 1)
+    src = src.astype(np.float32)
+    img = np.repeat(lum[..., None], 3, axis=2)
+    for r in (2, 3, 8):
+        q = guided_filter(img, src, radius=r, eps=eps)
+        ref = guided_filter64(lum / 255.0, src, r, eps / 3, mean=integral_mean64)
+        np.testing.assert_allclose(q, ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("colour", [(255, 255, 255), (0, 0, 0), (17, 200, 3)])
+@pytest.mark.parametrize("eps", EPS_USED)
+def test_single_colour_guide(colour, eps, no_float_warnings):
+    """A constant guide explains nothing (cov = 0, a = 0): the output is the source smoothed
+    twice by the box filter, whose float64 value is the reference (float32 rounding: ~u)."""
+    rng = np.random.default_rng(2)
+    img = np.empty((40, 50, 3), np.uint8)
+    img[:] = colour
+    src = rng.random((40, 50)).astype(np.float32)
+    for r in (1, 4):
+        ref = integral_mean64(integral_mean64(src, r), r)
+        for guide in (img, img[..., 1]):
+            q = guided_filter(guide, src, radius=r, eps=eps)
+            np.testing.assert_allclose(q, ref, rtol=0, atol=16 * U32)
+        q = guided_filter(img, src, radius=r, eps=eps, subsample=2)
+        assert np.isfinite(q).all()
+        # a constant source stays that constant, whatever the guide
+        const = guided_filter(img, np.full((40, 50), 0.3, np.float32), radius=r, eps=eps)
+        np.testing.assert_allclose(const, 0.3, rtol=0, atol=8 * U32)
+    # the box filter of a single-colour image is that colour, borders included
+    np.testing.assert_allclose(box_filter(img / 255.0, 3), img / 255.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(box_filter(img.astype(np.float32), 3), img, rtol=1e-6)
+
+
+def test_solve_colour_falls_back_to_the_grey_solution():
+    """Moments that no real window has (an indefinite "covariance", as rounding can produce
+    beside eps ~1e-8) drive the LDLᵀ solve far past the exact bound ε|a|² <= var(p): that
+    window gets the grey-guide (L = mean of R, G, B) solution; the sound window next to it is
+    solved as a 3×3 system."""
+    eps = 1e-6
+    m = np.zeros((1, 2, 13), np.float32)
+    m[..., 4:7] = (1e-3, 2e-3, -5e-4)  # E[I·p] with E[I] = E[p] = 0: cov(I, p)
+    m[0, 0, 7:13] = (0.0, 0.5, 0.0, 0.0, 0.0, 0.0)  # rr rg rb gg gb bb: var 0, cov(r, g) 0.5
+    m[0, 1, 7:13] = (0.04, 0.01, 0.0, 0.03, 0.0, 0.02)
+    ab = _solve_colour(m, eps, 1.0)
+    assert ab.dtype == np.float32 and np.isfinite(ab).all()
+    var_l = (2 * 0.5) / 9  # var((r + g + b) / 3)
+    a_l = (1e-3 + 2e-3 - 5e-4) / 3 / (var_l + eps)
+    np.testing.assert_allclose(ab[0, 0], [a_l / 3] * 3 + [0.0], rtol=1e-5)
+    sigma = np.array([[0.04, 0.01, 0], [0.01, 0.03, 0], [0, 0, 0.02]]) + eps * np.eye(3)
+    a = np.linalg.solve(sigma, [1e-3, 2e-3, -5e-4])
+    np.testing.assert_allclose(ab[0, 1, :3], a, rtol=1e-5)
+
+
+@pytest.mark.parametrize("eps", EPS_USED)
+def test_refine_alpha_on_a_saturated_photo(eps, saturated_photo, no_float_warnings):
+    """refine_alpha = clip(p + w·(q − p)) with q the guided filter of its band's crop; the
+    filter is exact-path equivariant to the crop's centring and border (the band lies 2r + 2s
+    + 2 inside the crop), so the full-image float64 filter, blended alike, is the reference
+    (the blend weight is <= 1 and clipping is 1-Lipschitz: the same tolerance)."""
+    img, prob = saturated_photo(120, 160, 0)
+    r, band = 3, 6
+    out = refine_alpha(img, prob, radius=r, eps=eps, band=band, subsample=1)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    w = edge_weight(prob, band)
+    q64 = guided_filter64(img / 255.0, prob, r, eps, mean=integral_mean64)
+    ref = np.clip(prob + w * (q64 - prob), 0.0, 1.0)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=gf_tolerance(eps))
+    fast = refine_alpha(img, prob, radius=8, eps=eps, band=band, subsample=3)
+    assert np.isfinite(fast).all() and fast.min() >= 0.0 and fast.max() <= 1.0

@@ -110,6 +110,35 @@ def test_uncertain_pixels_always_unknown_and_edge_cases():
     assert np.count_nonzero(make_trimap(disc(100), band=0.0) == 128) == 0
 
 
+@pytest.mark.parametrize("size", [160, 1100])  # 1100²: scores on the reduced working grid
+def test_flat_saturated_and_single_colour_images_add_no_band(size, no_float_warnings):
+    """A photo without edges (single colour, saturated white, 200 ± 1 noise: gradients far
+    below the edge threshold) must not change the trimap; nothing divides by the image, so
+    the result is exactly the image-less one, for soft, crisp and constant maps."""
+    rng = np.random.default_rng(0)
+    images = [np.full((size, size, 3), v, np.uint8) for v in (0, 255)]
+    images.append(np.empty((size, size, 3), np.uint8))
+    images[-1][:] = (17, 200, 3)
+    images.append((200 + rng.integers(-1, 2, (size, size, 1))).repeat(3, axis=2).astype(np.uint8))
+    for p in (disc(size, soft=0.05), disc(size), np.full((size, size), 0.5, np.float32)):
+        without = make_trimap(p, band=0.01)
+        for image in images:
+            np.testing.assert_array_equal(make_trimap(p, band=0.01, image=image), without)
+
+
+def test_saturated_photo_trimap(saturated_photo, no_float_warnings):
+    """Saturated white with near-grey strands (dense edges): values 0 / 128 / 255 only, every
+    uncertain pixel unknown; a crisp edge across the strands gets a wider band than without
+    the photo."""
+    image, prob = saturated_photo(240, 320, 0)
+    t = make_trimap(prob, band=0.01, image=image)
+    assert t.dtype == np.uint8 and set(np.unique(t)) <= {0, 128, 255}
+    assert np.all(t[(prob > 0.05) & (prob < 0.95)] == 128)
+    crisp = (prob > 0.2).astype(np.float32)  # edge at x ≈ 0.35 w, among the strands
+    with_image = np.count_nonzero(make_trimap(crisp, band=0.01, image=image) == 128)
+    assert with_image > np.count_nonzero(make_trimap(crisp, band=0.01) == 128)
+
+
 def test_inputs_not_modified():
     p = disc(120, soft=0.05)
     image = np.random.default_rng(2).integers(0, 256, (120, 120, 3), dtype=np.uint8)

@@ -99,6 +99,13 @@ def guided_alpha(
         prior = np.asarray(prior)
         if prior.shape != trimap.shape:
             raise ValueError(f"prior {prior.shape} does not match the trimap {trimap.shape}")
+    # n2 / (n2 + min_contrast) is 0 / 0 where F = B (single-colour regions) unless it is > 0
+    if (
+        isinstance(min_contrast, bool)
+        or not isinstance(min_contrast, (int, float, np.number))
+        or not 0 < min_contrast < np.inf
+    ):
+        raise ValueError(f"min_contrast must be a finite number > 0, got {min_contrast!r}")
 
     def solve(img: np.ndarray, tri: np.ndarray, *, window, grid) -> np.ndarray:
         y0, y1, x0, x1 = window

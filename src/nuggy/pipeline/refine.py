@@ -19,7 +19,14 @@ import math
 import cv2
 import numpy as np
 
-__all__ = ["box_filter", "guided_filter", "refine_alpha", "edge_weight", "default_refine_params"]
+__all__ = [
+    "MIN_EPS",
+    "box_filter",
+    "guided_filter",
+    "refine_alpha",
+    "edge_weight",
+    "default_refine_params",
+]
 
 #: Side of the model's input (U²-Net: 320); default radius/band scale with the upsampling factor.
 MODEL_SIDE = 320
@@ -28,6 +35,9 @@ _FAST_TARGET_PIXELS = 1_000_000
 #: Probabilities in (u, 1 - u) are "uncertain": part of the edge band wherever they are.
 _UNCERTAIN = 0.02
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+#: Smallest guided-filter ``eps``. The float32 window moments carry absolute errors of ~1e-8, so
+#: a smaller regulariser only amplifies them; above it every intermediate (∝ 1/ε) stays finite.
+MIN_EPS = 1e-12
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,7 +127,9 @@ def _coefficients(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
     """Window-averaged linear coefficients (mean a, mean b) as an H×W×(C+1) float32 array.
 
     ``guide`` is H×W×C (C in {1, 3}) and ``src`` H×W, both float32 and roughly zero-mean (the
-    caller centres them, which keeps the float32 variance ``E[I²] − E[I]²`` accurate).
+    caller centres them, which keeps the float32 variance ``E[I²] − E[I]²`` accurate). Every
+    window's coefficients are finite for finite inputs and ``eps >= MIN_EPS`` (see
+    :func:`_solve_colour` for the colour case).
     """
     c = guide.shape[2]
     p = src[..., None]
@@ -125,14 +137,14 @@ def _coefficients(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
         stack = np.concatenate([guide, p, guide * p, guide * guide], axis=2)
         m = box_filter(stack, radius)
         m_i, m_p, m_ip, m_ii = m[..., 0], m[..., 1], m[..., 2], m[..., 3]
-        var = m_ii - m_i * m_i
-        cov = m_ip - m_i * m_p
-        a = cov / (var + np.float32(eps))
+        # a variance is >= 0; float32 cancellation in flat windows can make it slightly negative
+        var = np.maximum(m_ii - m_i * m_i, np.float32(0.0))
+        var += np.float32(eps)
+        a = (m_ip - m_i * m_p) / var
         b = m_p - a * m_i
         ab = np.stack([a, b], axis=2)
         return box_filter(ab, radius)
 
-    # colour guide: per-pixel 3×3 covariance, inverted in closed form (adjugate / determinant)
     r, g, bl = guide[..., 0], guide[..., 1], guide[..., 2]
     stack = np.stack(
         [r, g, bl, src, r * src, g * src, bl * src, r * r, r * g, r * bl, g * g, g * bl, bl * bl],
@@ -140,30 +152,69 @@ def _coefficients(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
     )
     m = box_filter(stack, radius)
     del stack
+    p_range = float(src.max()) - float(src.min()) if src.size else 0.0
+    return box_filter(_solve_colour(m, eps, p_range), radius)
+
+
+def _solve_colour(m: np.ndarray, eps: float, p_range: float) -> np.ndarray:
+    """Per-window coefficients ``(a_r, a_g, a_b, b)`` (float32 H×W×4) of the colour guided filter.
+
+    ``m`` is the float32 H×W×13 stack of window means ``E[I] (3), E[p], E[I·p] (3)`` and the
+    upper triangle of ``E[I·Iᵀ]`` (rr, rg, rb, gg, gb, bb); ``p_range`` bounds ``max p − min p``.
+
+    ``a = (Σ + εI)⁻¹ cov(I, p)`` is solved by an LDLᵀ factorisation. For a covariance ``Σ``
+    (positive semi-definite) every pivot of ``Σ + εI`` is ``>= ε``; float32 rounding of the
+    moments can push a pivot of a (near-)singular ``Σ`` (flat, saturated or grey windows, where
+    the colour channels are equal or constant) below that, so variances are clamped at 0 and
+    pivots at ``ε``. The exact solution satisfies ``ε·|a|² <= var(p) <= p_range²/4``; a window
+    whose computed ``a`` breaks that bound (by 4×) or is not finite gets the grey-guide solution
+    (guide ``(R + G + B)/3``) instead.
+    """
     mr, mg, mb, mp = m[..., 0], m[..., 1], m[..., 2], m[..., 3]
     cr = m[..., 4] - mr * mp
     cg = m[..., 5] - mg * mp
     cb = m[..., 6] - mb * mp
     e = np.float32(eps)
-    s00 = m[..., 7] - mr * mr + e
+    zero = np.float32(0.0)
+    s00 = np.maximum(m[..., 7] - mr * mr, zero)
+    s00 += e
     s01 = m[..., 8] - mr * mg
     s02 = m[..., 9] - mr * mb
-    s11 = m[..., 10] - mg * mg + e
+    s11 = np.maximum(m[..., 10] - mg * mg, zero)
+    s11 += e
     s12 = m[..., 11] - mg * mb
-    s22 = m[..., 12] - mb * mb + e
-    c00 = s11 * s22 - s12 * s12
-    c01 = s02 * s12 - s01 * s22
-    c02 = s01 * s12 - s02 * s11
-    c11 = s00 * s22 - s02 * s02
-    c12 = s01 * s02 - s00 * s12
-    c22 = s00 * s11 - s01 * s01
-    inv_det = 1.0 / (s00 * c00 + s01 * c01 + s02 * c02)
-    ab = np.empty(src.shape + (4,), np.float32)
-    ab[..., 0] = (c00 * cr + c01 * cg + c02 * cb) * inv_det
-    ab[..., 1] = (c01 * cr + c11 * cg + c12 * cb) * inv_det
-    ab[..., 2] = (c02 * cr + c12 * cg + c22 * cb) * inv_det
+    s22 = np.maximum(m[..., 12] - mb * mb, zero)
+    s22 += e
+    with np.errstate(over="ignore", invalid="ignore"):
+        # Σ + εI = L·diag(s00, d1, d2)·Lᵀ; intermediates can overflow only for pathologically
+        # tiny ε in windows that the bound check below hands to the grey solution
+        l10 = s01 / s00
+        l20 = s02 / s00
+        d1 = np.maximum(s11 - l10 * s01, e)
+        l21 = (s12 - l20 * s01) / d1
+        d2 = np.maximum(s22 - l20 * s02 - l21 * l21 * d1, e)
+        y1 = cg - l10 * cr
+        y2 = cb - l20 * cr - l21 * y1
+        ab = np.empty(mp.shape + (4,), np.float32)
+        a2 = np.divide(y2, d2, out=ab[..., 2])
+        a1 = np.divide(y1, d1, out=ab[..., 1])
+        a1 -= l21 * a2
+        a0 = np.divide(cr, s00, out=ab[..., 0])
+        a0 -= l10 * a1
+        a0 -= l20 * a2
+        norm2 = a0 * a0 + a1 * a1 + a2 * a2
+        bad = ~(norm2 <= np.float32(p_range * p_range / eps))  # also catches NaN / inf
+    del l10, l20, l21, d1, d2, y1, y2, norm2
+    if bad.any():
+        ys, xs = np.nonzero(bad)
+        sel = (ys, xs)
+        sm = s01[sel] + s02[sel] + s12[sel]
+        var_l = (s00[sel] + s11[sel] + s22[sel] - 3 * e + 2 * sm) / np.float32(9.0)
+        var_l = np.maximum(var_l, zero) + e
+        a_l = (cr[sel] + cg[sel] + cb[sel]) / (np.float32(3.0) * var_l)
+        ab[ys, xs, :3] = (a_l / np.float32(3.0))[:, None]
     ab[..., 3] = mp - ab[..., 0] * mr - ab[..., 1] * mg - ab[..., 2] * mb
-    return box_filter(ab, radius)
+    return ab
 
 
 def guided_filter(
@@ -180,15 +231,16 @@ def guided_filter(
         guide: H×W (grey) or H×W×3 (colour) guide; uint8 (divided by 255) or float in [0, 1].
         src: H×W source to filter, floating point (computed in float32).
         radius: window radius r >= 1 in full-resolution pixels.
-        eps: regularisation (> 0) on 0..1 intensities, i.e. a variance: edges whose local
-            variance is well above ``eps`` are kept, flatter regions are smoothed.
+        eps: regularisation (>= :data:`MIN_EPS`) on 0..1 intensities, i.e. a variance: edges
+            whose local variance is well above ``eps`` are kept, flatter regions are smoothed.
         subsample: s >= 1. With s > 1 the coefficients are fitted on a copy of guide and source
             downsampled by s (area averaging) with radius ``max(1, round(r/s))``, then upsampled
             bilinearly and applied to the full-resolution guide (fast guided filter).
 
     Returns:
-        float32 H×W filtered ``src``. Computation is in float32; the inputs are centred on their
-        global means first, which keeps the variances accurate to ~1e-7 absolute.
+        float32 H×W filtered ``src``, finite for finite inputs (flat, saturated and grey guides
+        included). Computation is in float32; the inputs are centred on their global means
+        first, which keeps the variances accurate to ~1e-7 absolute.
     """
     guide = np.asarray(guide)
     src = np.asarray(src)
@@ -208,8 +260,8 @@ def guided_filter(
     s = _check_int(subsample, "subsample", 1)
     if isinstance(eps, bool) or not isinstance(eps, (int, float, np.number)):
         raise ValueError(f"eps must be a number, got {eps!r}")
-    if not (eps > 0 and math.isfinite(eps)):
-        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+    if not (eps >= MIN_EPS and math.isfinite(eps)):
+        raise ValueError(f"eps must be a finite number >= {MIN_EPS:g}, got {eps!r}")
     if src.size == 0:
         return np.zeros(src.shape, np.float32)
     if guide.ndim == 2:
