@@ -77,7 +77,7 @@ def as_rgb_array(image: Any, *, max_pixels: int | None = None) -> np.ndarray:
 def remove(
     image: Any,
     *,
-    model: str = "u2netp",
+    model: str | None = None,
     preset: str = "default",
     bg: str | None = None,
     mask_only: bool = False,
@@ -89,7 +89,8 @@ def remove(
 
     Args:
         image: path, bytes, PIL image or array (RGB/RGBA uint8, or float in [0, 1]).
-        model: registry model name.
+        model: registry model name, a ``+``-joined list (``"u2netp+isnet"``, fused) or
+            ``"auto"``; ``None``: the preset's (u2netp; ``best``: ``auto``).
         preset: ``fast``, ``default`` or ``best`` (adds the trimap and matting stage).
         bg: background for the output (see :func:`nuggy.pipeline.compose.parse_background`):
             ``None`` keeps it transparent.
@@ -105,7 +106,11 @@ def remove(
 
     from .pipeline.compose import compose, parse_background
 
-    cfg = _preset(preset, model=model, weights=str(weights) if weights else None, **overrides)
+    if model is not None:
+        overrides["model"] = model
+    elif weights:
+        overrides["model"] = None  # the file's sidecar says what it is
+    cfg = _preset(preset, weights=str(weights) if weights else None, **overrides)
     rgb = as_rgb_array(image)
     result = get_pipeline(cfg, accept_license=accept_license).run(rgb)
     if mask_only:

@@ -30,7 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output file (one input), folder (many inputs), or - for stdout")
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--preset", default="default", help="fast | default | best (default: %(default)s)")
-    p.add_argument("--model", default=None, help="registry model (default: u2netp; see 'nuggy models list')")
+    p.add_argument("--model", default=None, help="registry model, or several joined by '+' (u2netp+isnet: run each, fuse "
+                   "the maps), or auto (default: u2netp; --preset best: auto = u2netp plus every "
+                   "cached model whose licence you accepted; see 'nuggy models list')")
     p.add_argument("--weights", metavar="PATH", help="use this model file instead of the registry one")
     p.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
     p.add_argument("--segmenter", choices=["salient", "deeplabv3"], default=None,

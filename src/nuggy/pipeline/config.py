@@ -27,7 +27,13 @@ class PipelineConfig:
             (torchvision's class-aware DeepLabV3, needs PyTorch and its checkpoint in
             ``weights`` or the torch hub cache).
         segmenter_class: with ``deeplabv3``: the class to cut out (``cat``, ``person``…).
-        model: registry name, or ``None`` with ``weights`` pointing to an ONNX file.
+        model: registry name, or ``None`` with ``weights`` pointing to an ONNX file; several
+            models joined by ``+`` (``u2netp+isnet``: each runs once, their maps are fused);
+            ``auto``: the default model plus every further model that is cached and whose
+            licence was accepted (see :func:`nuggy.pipeline.segment.auto_models`).
+        fusion: how several models' maps are fused (:mod:`nuggy.pipeline.fuse`):
+            ``reliability`` (per-image weights from each map's relative uncertainty) or
+            ``mean``.
         weights: path to a model file that replaces the registry file (``.onnx``; ``.pth``
             with the torch backend).
         backend: ``onnx`` (ONNX Runtime) or ``torch``.
@@ -67,6 +73,7 @@ class PipelineConfig:
     backend: Literal["onnx", "torch"] = "onnx"
     providers: tuple[str, ...] | None = None
     threads: int | None = None
+    fusion: Literal["reliability", "mean"] = "reliability"
 
     tta: bool = True
 
@@ -91,6 +98,10 @@ class PipelineConfig:
     foreground: bool = True
 
     def __post_init__(self) -> None:
+        from .fuse import FUSIONS
+
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         for name in ("matting_prior", "trimap_band"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -111,7 +122,8 @@ PRESETS: dict[str, PipelineConfig] = {
     "default": PipelineConfig(),
     # The hybrid pipeline + adaptive trimap and matting in its unknown band (FBA when its
     # checkpoint is found, else closed-form matting).
-    "best": PipelineConfig(matting="auto"),
+    # ``model="auto"``: every cached, accepted model, fused (u2netp alone when none other is).
+    "best": PipelineConfig(model="auto", matting="auto"),
 }
 
 

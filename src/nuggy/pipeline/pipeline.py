@@ -45,11 +45,11 @@ class Pipeline:
         Each has ``.spec`` and ``.predict(image, *, flip) -> float32 h×w`` at model resolution.
         """
         if self._predictor is None:
-            from .segment import load_predictor
+            from .segment import load_predictors
 
-            self._predictor = [
-                load_predictor(self.config, accept_license=self.accept_license, download=self.download)
-            ]
+            self._predictor = load_predictors(
+                self.config, accept_license=self.accept_license, download=self.download
+            )
         return self._predictor
 
     @property
@@ -119,11 +119,18 @@ class Pipeline:
     def _segment(self, image: np.ndarray, cfg: PipelineConfig, stage, prob=None):
         """segment → interior → refine → clean → [trimap → matte]: (alpha, prob, fg, trimap)."""
         if prob is None:
-            from .segment import predict_probability
+            from .segment import predict_probabilities
 
-            predictor = self.predictor
+            predictors = self.predictors
             with stage("segment"):
-                prob = predict_probability(predictor, image, tta=cfg.tta)
+                probs = predict_probabilities(predictors, image, tta=cfg.tta)
+            if len(probs) == 1:
+                prob = probs[0]
+            else:
+                from .fuse import fuse_probabilities
+
+                with stage("fuse"):
+                    prob = fuse_probabilities(probs, method=cfg.fusion)
         alpha = prob
         if cfg.interior:
             from .interior import fill_interior

@@ -11,7 +11,60 @@ import numpy as np
 from ..registry import ModelSpec, get_spec, spec_from_sidecar
 from ..runtime.preprocess import upsample
 
-__all__ = ["spec_for_weights", "load_predictor", "predict_probability"]
+__all__ = [
+    "spec_for_weights",
+    "model_members",
+    "auto_models",
+    "load_predictor",
+    "load_predictors",
+    "predict_probability",
+    "predict_probabilities",
+]
+
+#: ``model="auto"`` (the ``best`` preset): the default model plus, in this order, each further
+#: registry model that is already in the cache and whose licence the caller accepted. Never
+#: downloads anything but the default model.
+AUTO_MODELS = ("u2netp", "isnet")
+#: Fallback for a member of AUTO_MODELS that is not cached (same network, other weights).
+_AUTO_ALTERNATIVES = {"isnet": ("isnet-quint8",)}
+
+
+def model_members(model: str | None) -> list[str]:
+    """The members of a ``+``-joined model string (``"u2netp+isnet"`` → two), in order.
+
+    Raises:
+        ValueError: an empty member (``"u2netp+"``) or a member given twice.
+    """
+    if model is None:
+        return []
+    members = [m.strip() for m in model.split("+")]
+    if any(not m for m in members):
+        raise ValueError(f"model {model!r}: empty name in a '+'-joined list")
+    if len(set(members)) != len(members):
+        raise ValueError(f"model {model!r}: a model is listed twice")
+    return members
+
+
+def auto_models(accept_license: str | None = None) -> list[str]:
+    """Registry names ``model="auto"`` stands for: the default model (fetched if missing) and
+    each further :data:`AUTO_MODELS` entry that is cached and whose licence gate is accepted."""
+    from ..sources import cached_path
+
+    chosen = [AUTO_MODELS[0]]
+    accepted = (accept_license or "").strip().lower()
+    for name in AUTO_MODELS[1:]:
+        for candidate in (name, *_AUTO_ALTERNATIVES.get(name, ())):
+            spec = get_spec(candidate)
+            if spec.licence_gate and spec.licence_gate.lower() != accepted:
+                continue
+            if cached_path(spec) is not None:
+                chosen.append(candidate)
+                break
+    return chosen
+
+
+def _is_file_member(member: str) -> bool:
+    return os.sep in member or "/" in member or Path(member).suffix.lower() in (".onnx", ".pth", ".pt")
 
 
 def spec_for_weights(weights: str | os.PathLike, model: str | None) -> ModelSpec:
@@ -127,7 +180,40 @@ def load_predictor(config, *, accept_license: str | None = None, download: bool 
     raise ValueError(f"unknown backend {config.backend!r}; choose onnx or torch")
 
 
+def load_predictors(config, *, accept_license: str | None = None, download: bool = True) -> list:
+    """One predictor per member of ``config.model`` (``u2netp+isnet``, ``auto``, or one name).
+
+    A member may be a registry name or a model file (a path; its architecture from its sidecar
+    JSON). ``auto`` resolves with :func:`auto_models`.
+    """
+    multi = config.model == "auto" or "+" in (config.model or "")
+    if config.segmenter != "salient" or not multi:
+        return [load_predictor(config, accept_license=accept_license, download=download)]
+    if config.weights:
+        raise ValueError(
+            "with several models, name each model file in the '+'-joined model list "
+            "(--model u2netp+path/to/model.onnx) instead of --weights"
+        )
+    members = (
+        auto_models(accept_license) if config.model == "auto" else model_members(config.model)
+    )
+    out = []
+    for member in members:
+        if _is_file_member(member):
+            member_cfg = replace(config, model=None, weights=member)
+        else:
+            get_spec(member)  # unknown name: the error lists the known ones
+            member_cfg = replace(config, model=member, weights=None)
+        out.append(load_predictor(member_cfg, accept_license=accept_license, download=download))
+    return out
+
+
 def predict_probability(predictor, image: np.ndarray, *, tta: bool = True) -> np.ndarray:
     """Full-resolution probability map: float32 H×W in [0, 1] for RGB uint8 H×W×3."""
     prob = predictor.predict(image, flip=tta)
     return upsample(prob, image.shape[:2])
+
+
+def predict_probabilities(predictors, image: np.ndarray, *, tta: bool = True) -> list[np.ndarray]:
+    """:func:`predict_probability` of each predictor (full-resolution float32 H×W maps)."""
+    return [predict_probability(p, image, tta=tta) for p in predictors]
