@@ -99,8 +99,8 @@ class ModelSpec:
     params_millions: float = 0.0
 
 
-class UnknownModelError(KeyError):
-    """Raised for a model name that is not registered."""
+class UnknownModelError(KeyError, ValueError):
+    """Raised for a model name that is not registered (a ValueError too: a usage error)."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else "unknown model"
