@@ -190,3 +190,19 @@ def _current_umask() -> int:
     m = os.umask(0o022)
     os.umask(m)
     return m
+
+
+def test_pixel_limit_holds_for_arrays_and_pil_images(monkeypatch):
+    """Issue 18 (5): the decompression-bomb guard applies whatever the input type."""
+    from PIL import Image
+
+    from nuggy.api import as_rgb_array
+    from nuggy.io import ImageError
+
+    monkeypatch.setenv("NUGGY_MAX_PIXELS", "1000")
+    big = np.zeros((40, 30, 3), np.uint8)  # 1200 pixels
+    with pytest.raises(ImageError, match="<array>: 30×40 .* exceeds the limit"):
+        as_rgb_array(big)
+    with pytest.raises(ImageError, match="<PIL image>: 30×40"):
+        as_rgb_array(Image.fromarray(big))
+    assert as_rgb_array(big[:20]).shape == (20, 30, 3)

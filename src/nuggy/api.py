@@ -44,12 +44,14 @@ def load_model(name: str = "u2netp", *, accept_license: str | None = None):
 
 def as_rgb_array(image: Any, *, max_pixels: int | None = None) -> np.ndarray:
     """Accept a path, bytes, PIL image or array and return RGB uint8 H×W×3."""
-    from .io import _to_rgb_u8, load_image
+    from .io import _to_rgb_u8, check_pixels, load_image
 
     if isinstance(image, (str, os.PathLike, bytes, bytearray)):
         return load_image(image, max_pixels=max_pixels)
     if isinstance(image, np.ndarray):
         a = image
+        if a.ndim >= 2:
+            check_pixels(a.shape[1], a.shape[0], name="<array>", max_pixels=max_pixels)
         if a.ndim == 2:
             a = np.repeat(a[..., None], 3, axis=2)
         if a.ndim != 3 or a.shape[2] not in (3, 4):
@@ -66,6 +68,7 @@ def as_rgb_array(image: Any, *, max_pixels: int | None = None) -> np.ndarray:
     except ImportError:  # pragma: no cover
         raise TypeError(f"unsupported image type {type(image).__name__}") from None
     if isinstance(image, Image.Image):
+        check_pixels(*image.size, name="<PIL image>", max_pixels=max_pixels)
         return _to_rgb_u8(ImageOps.exif_transpose(image), "<PIL image>")
     if hasattr(image, "read"):
         return load_image(image, max_pixels=max_pixels)

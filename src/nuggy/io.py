@@ -19,6 +19,7 @@ import numpy as np
 __all__ = [
     "ImageError",
     "DEFAULT_MAX_PIXELS",
+    "check_pixels",
     "load_image",
     "decode_image",
     "encode_image",
@@ -90,6 +91,18 @@ def load_image(
     return decode_image(data, max_pixels=max_pixels, name=label, frame=frame)
 
 
+def check_pixels(w: int, h: int, *, name: str, max_pixels: int | None = None) -> None:
+    """Raise :class:`ImageError` when a w×h image exceeds the pixel limit (decompression bombs
+    and images too large to process; default ``NUGGY_MAX_PIXELS`` or 100 MP)."""
+    limit = _max_pixels(max_pixels)
+    if w * h > limit:
+        raise ImageError(
+            f"{name}: {w}×{h} = {w * h / 1e6:.1f} MP exceeds the limit of {limit / 1e6:.0f} MP "
+            "(a guard against decompression bombs); raise it with --max-pixels or "
+            "NUGGY_MAX_PIXELS if the image is genuine"
+        )
+
+
 def decode_image(
     data: bytes, *, max_pixels: int | None = None, name: str = "<bytes>", frame: int = 0
 ) -> np.ndarray:
@@ -114,13 +127,7 @@ def decode_image(
     except Exception as exc:  # noqa: BLE001 - any decoder failure becomes an ImageError
         raise ImageError(f"{name}: cannot open image ({exc})") from None
 
-    w, h = im.size
-    if w * h > limit:
-        raise ImageError(
-            f"{name}: {w}×{h} = {w * h / 1e6:.1f} MP exceeds the limit of {limit / 1e6:.0f} MP "
-            "(a guard against decompression bombs); raise it with --max-pixels or "
-            "NUGGY_MAX_PIXELS if the image is genuine"
-        )
+    check_pixels(*im.size, name=name, max_pixels=limit)
     try:
         n_frames = getattr(im, "n_frames", 1)
         if frame:
