@@ -551,3 +551,15 @@ def test_nuggy_serve_answers_on_loopback(png, tmp_path):
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+def test_422_fused_model_list_checked_member_by_member(client, png, monkeypatch):
+    monkeypatch.setattr(
+        "nuggy.sources.cached_path", lambda spec, **kw: Path("/c") if spec.name == "u2netp" else None
+    )
+    r = client.post(FAST + "&model=u2netp%2Bisnet-quint8", content=png,
+                    headers={"Content-Type": "image/png"})
+    assert r.status_code == 422
+    assert "nuggy models pull isnet-quint8 --accept-license agpl-3.0" in _detail(r)
+    r = client.post(FAST + "&model=u2netp%2B", content=png, headers={"Content-Type": "image/png"})
+    assert r.status_code == 422 and "empty name" in _detail(r)

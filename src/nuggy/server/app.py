@@ -216,10 +216,21 @@ def _pull_command(spec) -> str:
 
 
 def _check_model(name: str, settings: Settings) -> None:
-    """422 unless ``name`` is the default model, or an allowed registry model in the cache."""
+    """422 unless ``name`` is the default model, or an allowed registry model in the cache;
+    a ``+``-joined list (fused models) is checked member by member."""
     from nuggy.registry import UnknownModelError, get_spec
     from nuggy.sources import cached_path
 
+    if "+" in name:
+        from nuggy.pipeline.segment import model_members
+
+        try:
+            members = model_members(name)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        for member in members:
+            _check_model(member, settings)
+        return
     try:
         spec = get_spec(name)
     except UnknownModelError as exc:
