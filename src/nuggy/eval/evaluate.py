@@ -368,11 +368,11 @@ def evaluate(
                 save_image(_u8(pred), Path(save_predictions) / f"{sample.name}.png")
             images.append(ImageResult(sample.name, image.shape[0], image.shape[1], metrics, timings))
             if keep_worst > 0:
-                score = metrics[rank_by]
-                badness = -score if higher_better else score
+                value = metrics[rank_by]
+                badness = -value if higher_better else value
                 if len(heap) < keep_worst or badness > heap[0][0]:
                     case = WorstCase(
-                        sample.name, score, _thumb(image, thumb_height),
+                        sample.name, value, _thumb(image, thumb_height),
                         _thumb(_u8(gt), thumb_height), _thumb(_u8(pred), thumb_height),
                     )
                     item = (badness, i, case)
