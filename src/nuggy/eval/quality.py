@@ -722,7 +722,7 @@ def result_markdown(result: dict) -> str:
                  "is cached per image); rembg rows, the whole tool (model and start-up included).")
     for model, st in result.get("inference", {}).items():
         if st.get("misses"):
-            notes.append(f"{model} inference: {st['misses']} images run, {st['seconds'] / st['misses']:.3f} s/img; "
+            notes.append(f"{model} inference: {st['misses']} maps computed, {st['seconds'] / st['misses']:.3f} s/img; "
                          f"{st['hits']} cache hits")
         else:
             notes.append(f"{model} inference: all {st.get('hits', 0)} maps from the cache")
