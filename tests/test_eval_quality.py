@@ -299,6 +299,52 @@ def test_json_round_trip_and_compare(tmp_path, fake_models, two_sets):
         q.load_result(tmp_path / "reports" / "none.json")
 
 
+FAKE_REMBG = """#!{python}
+# rembg p [-m MODEL] [-a] IN OUT, as rembg 2.0 lays it out: OUT/<stem>.png RGBA cut-outs
+import os, sys
+from pathlib import Path
+import numpy as np
+from PIL import Image
+args = sys.argv[1:]
+assert args[0] == "p" and args[1] == "-m"
+model, inp, out = args[2], Path(args[-2]), Path(args[-1])
+assert (Path(os.environ["U2NET_HOME"]) / (model + ".onnx")).read_bytes() == b"weights"
+out.mkdir(parents=True, exist_ok=True)
+for f in sorted(inp.iterdir())[1:]:  # the first image fails, as rembg prints and goes on
+    rgb = np.asarray(Image.open(f).convert("RGB")).astype(np.int16)
+    a = np.where(rgb[..., 0] - rgb[..., 2] > (0 if "-a" in args else 40), 255, 0).astype(np.uint8)
+    Image.fromarray(np.dstack([rgb.astype(np.uint8), a])).save(out / (f.stem + ".png"))
+"""
+
+
+def test_rembg_rows_with_a_stand_in_executable(tmp_path, monkeypatch, two_sets):
+    import nuggy.sources as sources
+
+    soft, _, _, _ = two_sets
+    weights = tmp_path / "u2netp.onnx"
+    weights.write_bytes(b"weights")
+    monkeypatch.setattr(sources, "ensure_model", lambda name, **kw: weights)
+    exe = tmp_path / "rembg"
+    exe.write_text(FAKE_REMBG.format(python=sys.executable))
+    exe.chmod(0o755)
+    rows, _ = q.rembg_rows(["u2netp"])
+    ps = q.prepare_dataset(soft, "all")
+    res = q.run_quality(rows, [ps], cache_dir=tmp_path / "cache", rembg=str(exe))
+    assert [r["row"] for r in res["runs"]] == ["rembg -m u2netp", "rembg -m u2netp -a"]
+    for run in res["runs"]:
+        assert run["meta"]["source"]["kind"] == "rembg"
+        assert [r["name"] for r in run["images"]] == ps.info["names"][1:]
+        assert run["failures"][0]["error"].endswith("rembg wrote no output")
+        assert run["protocol"]["unscored"] == 1 and run["protocol"]["images"] == 4
+        assert run["meta"]["seconds_per_image"] > 0
+    loose, tight = (res["runs"][i]["protocol"]["metrics"]["sad_whole"]["mean"] for i in (1, 0))
+    assert loose != tight  # -a reached the tool
+    assert "+ 1 unscored" in q.dataset_table(res, "soft-dev")
+    # no executable: the rows are skipped, not run
+    res = q.run_quality(rows, [ps], cache_dir=tmp_path / "cache")
+    assert not res["runs"] and all("--rembg" in s["reason"] for s in res["skipped"])
+
+
 # ---------------------------------------------------------------------------------------------
 # the script on the real evaluation sets
 

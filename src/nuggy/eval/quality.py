@@ -22,6 +22,8 @@ Result of :func:`run_quality` (written as JSON, ``"format": "nuggy-quality/1"``)
     rows [{label, display, kind, model, preset, config | command}],
     skipped [{row, dataset, reason}],
     runs [{dataset, row, meta, columns, images, failures, summary, protocol}],
+        (``failures``: images that could not be scored; ``protocol``: nuggy.eval.protocol
+        .summarise of the scored ones plus ``unscored``, their count)
     overall {row: nuggy.eval.protocol.overall(...)},
     inference {model: {calls, hits, misses, seconds}}
 
@@ -492,7 +494,7 @@ def _run_record(ps: PreparedSet, row: Row, ev) -> dict:
         "images": rows,
         "failures": [{"name": n, "error": e} for n, e in ev.failures],
         "summary": ev.summary(),
-        "protocol": protocol.summarise(rows, KEYS),
+        "protocol": {**protocol.summarise(rows, KEYS), "unscored": len(ev.failures)},
     }
 
 
@@ -646,10 +648,12 @@ _COL = {"sad_whole": ("SAD", ".2f"), "mse_whole": ("MSE", ".2f"), "grad_whole": 
 
 
 def _fails(p: dict) -> str:
+    """``k/n (r %)``, plus the images that could not be scored (no output, unreadable)."""
+    extra = f" + {p['unscored']} unscored" if p.get("unscored") else ""
     if p.get("failures") is None:
-        return "–"
+        return "–" + extra
     rate = p["failure_rate"]
-    return f"{p['failures']}/{p['images']} ({100 * rate:.0f} %)" if p["images"] else "0/0"
+    return (f"{p['failures']}/{p['images']} ({100 * rate:.0f} %)" if p["images"] else "0/0") + extra
 
 
 def _display(result: dict) -> dict[str, str]:
