@@ -13,7 +13,7 @@ matting) on Nuggy's cached model file (``U2NET_HOME`` points rembg at it; only f
 whose files rembg uses byte for byte).
 
 Every run is kept as JSON (default ``reports/quality-<UTC time>.json``: command line, git
-commit, split, dataset sizes, per-image values). ``--compare OLD.json`` prints, per dataset and
+commit, split, dataset sizes, per-image values; the time is the start of the run). ``--compare OLD.json`` prints, per dataset and
 configuration, the change from an older run (Δ mean, Δ median SAD, failures old → new) over the
 images both scored; ``--compare OLD.json NEW.json`` compares two files without running. Each
 run inside the JSON has the shape of a ``nuggy eval`` ``scores.json`` and is compared with the
@@ -95,6 +95,7 @@ def _dataset_paths(args) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    started = datetime.now(timezone.utc)
     argv = sys.argv[1:] if argv is None else list(argv)
     command = "python benchmarks/quality.py" + (" " + shlex.join(argv) if argv else "")
 
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         cmp = q.compare_results(old, result)
         result["compared_with"] = {"path": str(args.compare[0]), "pairs": cmp["pairs"], "notes": cmp["notes"]}
         print(q.compare_markdown(cmp, result["datasets"]))
-    path = args.json or ROOT / "reports" / f"quality-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    path = args.json or ROOT / "reports" / f"quality-{started:%Y%m%dT%H%M%SZ}.json"
     written = q.write_result(result, path)
     log(f"run written to {written} ({result['wall_s']:.0f} s)")
     return 0 if result["runs"] else 1
