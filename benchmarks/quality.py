@@ -97,12 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = datetime.now(timezone.utc)
     argv = sys.argv[1:] if argv is None else list(argv)
+    from nuggy.eval import quality as q
+
+    git = q.git_info(ROOT)  # the code that runs, not what is committed by the time it ends
     command = "python benchmarks/quality.py" + (" " + shlex.join(argv) if argv else "")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
-
-    from nuggy.eval import quality as q
 
     if args.compare and len(args.compare) == 2:
         try:
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                            rembg=args.rembg, progress=show, log=log, skipped=skipped)
     result["command"] = command
     result["argv"] = argv
-    result["git"] = q.git_info(ROOT)
+    result["git"] = git
     print(q.result_markdown(result))
     if old is not None:
         cmp = q.compare_results(old, result)
