@@ -130,6 +130,64 @@ def test_eval_compare(tmp_path, capsys):
     assert "no scores.json" in capsys.readouterr().err
 
 
+def test_eval_split_scores_one_half(tmp_path, capsys):
+    from nuggy.eval.split import split_names
+
+    names = [f"{i:04d}" for i in range(2, 22, 2)]
+    data = dataset(tmp_path / "d", names=names, trimaps=False)
+    p = preds(tmp_path / "p", {n: i % 3 for i, n in enumerate(names)})
+    check = split_names(names, "check")
+    rc = main(["eval", str(data), "--predictions", str(p), "--split", "check", "-o", str(tmp_path / "r"),
+               "--no-plots", "-q"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    rep = json.loads((tmp_path / "r" / "scores.json").read_text())
+    assert [r["name"] for r in rep["images"]] == check and len(check) == 5
+    assert rep["meta"]["split"] == {"part": "check", "of": 10, "limit": None}
+    # a 12×16 subject 2 rows off has IoU 10/14 < 0.8: those images are failures
+    k = sum(1 for i, n in enumerate(names) if n in check and i % 3 == 2)
+    assert "split: check half of 10" in out and f"Failures (SAD > 50 or IoU < 0.8 (at 0.5)): {k}/5" in out
+    assert {r["name"] for r in rep["images"] if r["iou"] < 0.8} == {n for i, n in enumerate(names) if n in check and i % 3 == 2}
+    assert "| iou ↑" in out
+    # --limit takes the first N of the split; the default is every image
+    assert main(["eval", str(data), "--predictions", str(p), "--split", "tune", "--limit", "2",
+                 "-o", str(tmp_path / "t"), "--no-plots", "-q"]) == 0
+    rep_t = json.loads((tmp_path / "t" / "scores.json").read_text())
+    assert [r["name"] for r in rep_t["images"]] == split_names(names, "tune")[:2]
+    assert rep_t["meta"]["split"] == {"part": "tune", "of": 10, "limit": 2}
+    assert main(["eval", str(data), "--predictions", str(p), "-o", str(tmp_path / "a"), "--no-plots", "-q"]) == 0
+    assert len(json.loads((tmp_path / "a" / "scores.json").read_text())["images"]) == 10
+    # comparing the check run with the all run: the common (check) images, and the mismatch said
+    capsys.readouterr()
+    assert main(["eval", "--compare", str(tmp_path / "a"), str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "5 common images" in out and "different splits (A: all, B: check)" in out
+    assert f"Failures (SAD > 50 or IoU < 0.8 (at 0.5)) among the 5 common images: A {k}, B {k} (Δ +0)" in out
+    # with DATA and --split, the comparison keeps that half only
+    assert main(["eval", str(data), "--split", "tune", "--compare", str(tmp_path / "a"), str(tmp_path / "t")]) == 0
+    assert "2 common images" in capsys.readouterr().out
+    assert main(["eval", str(data), "--predictions", str(p), "--split", "half"]) == 2
+    assert "no split 'half'" in capsys.readouterr().err
+
+
+def test_eval_subset_of_a_folder_of_sets(tmp_path, capsys):
+    dataset(tmp_path / "sets" / "val", names=("a", "b", "c"), trimaps=False)
+    dataset(tmp_path / "sets" / "train", names=("d",), trimaps=False)
+    p = preds(tmp_path / "p", {"a": 0, "b": 0, "c": 0})
+    assert main(["eval", str(tmp_path / "sets"), "--predictions", str(p)]) == 2
+    assert "pick one with --subset" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "sets"), "--subset", "val", "--split", "check",
+                 "--predictions", str(p), "-q"]) == 0
+    assert "(generic, 1/1 images) — split: check half of 3" in capsys.readouterr().out
+    # the old spelling: --split NAME for a sub-folder still works, with a note
+    assert main(["eval", str(tmp_path / "sets"), "--split", "val", "--predictions", str(p)]) == 0
+    io = capsys.readouterr()
+    assert "3/3 images) — split: all 3" in io.out and "that is --subset val now" in io.err
+    assert main(["eval", str(tmp_path / "sets"), "--split", "val", "--subset", "val",
+                 "--predictions", str(p)]) == 2
+    assert "--split must be one of tune, check, all" in capsys.readouterr().err
+
+
 def test_composite_then_eval(tmp_path, capsys):
     rng = np.random.default_rng(2)
     png(tmp_path / "fg" / "f.png", rng.integers(0, 256, (H, W, 3), dtype=np.uint8))

@@ -86,7 +86,7 @@ def test_dis5k_layout_and_split(tmp_path):
     write_set(tmp_path / "DIS5K" / "DIS-TE1", ["c"], "im", "gt", None)
     assert detect_layout(split) == "dis5k"
     assert [s.name for s in open_dataset(split)] == ["1#a", "2#b"]
-    with pytest.raises(DatasetError, match="--split.*DIS-TE1, DIS-VD"):
+    with pytest.raises(DatasetError, match="--subset.*DIS-TE1, DIS-VD"):
         open_dataset(tmp_path / "DIS5K")
     ds = open_dataset(tmp_path / "DIS5K", split="DIS-TE1")
     assert ds.layout == "dis5k" and [s.name for s in ds] == ["c"]

@@ -7,18 +7,24 @@ import sys
 
 DESCRIPTION = """Score a model + preset, or predictions made by any tool, against ground truth.
 
-  nuggy eval DATA --model u2netp --preset default [--region whole|unknown|both] [-o report/]
+  nuggy eval DATA --model u2netp --preset default [--split check] [--region whole|unknown|both]
+                 [-o report/]
   nuggy eval DATA --predictions preds/      score masks from any tool (matched by name;
                                             RGBA -> its alpha, grey -> value/255)
   nuggy eval DATA --compare report_a/ report_b/ [-o cmp/]   side by side, per-image deltas
 
 DATA layouts (detected, or --layout): generic image/ + alpha/ (or mask/) [+ trimap/];
 Composition-1k sets made by 'nuggy composite'; DIS5K im/ + gt/; AM-2k original/ + mask/;
-alphamatting.com input_*/ + gt_*/ [+ trimap_*/]. Folders of splits need --split.
+alphamatting.com input_*/ + gt_*/ [+ trimap_*/]. Folders of several sets need --subset
+(DIS-VD, validation, training_lowres).
+
+--split tune|check|all scores one half of the set (default all): the halves are fixed by a hash
+of each image's name (nuggy.eval.split), so constants are chosen on tune and reported on check.
+The split is written into the report; --limit N then keeps the first N of it.
 
 Metrics: SAD, MSE, Grad, Conn over the whole image and/or the trimap's unknown region
-(Composition-1k scales), maxF, weighted F, MAE, S-measure, E-measure, HCE (DIS), and the
-pipeline's time per stage. -o writes scores.csv/json, summary.md, a bar chart per metric,
+(Composition-1k scales), IoU at 0.5, maxF, weighted F, MAE, S-measure, E-measure, HCE (DIS),
+the failure count (SAD > 50 or IoU < 0.8), and the pipeline's time per stage. -o writes scores.csv/json, summary.md, a bar chart per metric,
 worst.png (image | ground truth | prediction | error) and index.html.
 Exit status: 0 all scored, 1 some images failed, 2 bad arguments or data."""
 
@@ -99,10 +105,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = p.add_argument_group("dataset")
     d.add_argument("--layout", choices=["generic", "composition", "dis5k", "am2k", "alphamatting"],
                    help="dataset layout (default: detected)")
-    d.add_argument("--split", help="split sub-folder (DIS-VD, validation) or alphamatting set "
-                                   "(training_lowres)")
+    d.add_argument("--split", default="all", metavar="tune|check|all",
+                   help="score one half of the set, fixed by a hash of the names (default: all)")
+    d.add_argument("--subset", metavar="NAME", help="sub-folder of a folder of sets (DIS-VD, "
+                                                    "validation) or alphamatting set (training_lowres)")
     d.add_argument("--trimap-set", metavar="NAME", help="alphamatting trimap folder (default: the first, Trimap1)")
-    d.add_argument("--limit", type=int, default=None, metavar="N", help="score the first N images only")
+    d.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="score the first N images of the split only")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--predictions", metavar="DIR", help="score these masks instead of running a model")
     src.add_argument("--compare", nargs=2, metavar=("REPORT_A", "REPORT_B"),
@@ -129,16 +138,38 @@ def _err(msg: str) -> int:
     return 2
 
 
-def _open(args):
-    from nuggy.eval.datasets import check_dataset, open_dataset
+def _split_args(args, note=None) -> tuple[str, str | None]:
+    """(half, sub-folder) from ``--split`` and ``--subset``. ``--split NAME`` with a name other
+    than tune/check/all is the sub-folder, as before ``--subset`` existed (with a note)."""
+    from nuggy.eval.split import SPLITS
 
-    ds = open_dataset(args.data, layout=args.layout, split=args.split, trimap_set=args.trimap_set)
+    part, subset = args.split or "all", args.subset
+    if part not in SPLITS:
+        if subset is not None:
+            raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {part!r}")
+        if note is not None:
+            note(f"note: --split {part} names a sub-folder; that is --subset {part} now "
+                 "(--split picks the tune/check half)")
+        part, subset = "all", part
+    return part, subset
+
+
+def _open(args, note=None):
+    """The dataset of ``args`` restricted to ``--split`` and ``--limit``, with the split record
+    for the report: (Dataset, {"part", "of", "limit"})."""
+    from nuggy.eval.datasets import check_dataset, open_dataset
+    from nuggy.eval.split import split_names
+
+    part, subset = _split_args(args, note)
+    if args.limit is not None and args.limit < 1:
+        raise ValueError("--limit must be at least 1")
+    ds = open_dataset(args.data, layout=args.layout, split=subset, trimap_set=args.trimap_set)
+    total = len(ds)
+    ds = ds.subset(split_names([s.name for s in ds], part))
     if args.limit is not None:
-        if args.limit < 1:
-            raise ValueError("--limit must be at least 1")
         ds.samples = ds.samples[: args.limit]
     check_dataset(ds)
-    return ds
+    return ds, {"part": part, "of": total, "limit": args.limit}
 
 
 def _compare(args, note) -> int:
@@ -150,7 +181,7 @@ def _compare(args, note) -> int:
 
     try:
         a, b = (load_report(p) for p in args.compare)
-        ds = _open(args) if args.data else None
+        ds = _open(args, note)[0] if args.data else None
     except (ReportError, DatasetError, ValueError) as exc:
         return _err(str(exc))
     if ds is not None:
@@ -199,7 +230,7 @@ def run(args) -> int:
         except (ValueError, TypeError) as exc:
             return _err(str(exc))
     try:
-        ds = _open(args)
+        ds, split = _open(args, note)
     except (DatasetError, ValueError) as exc:
         return _err(str(exc))
     if args.region is None:
@@ -236,6 +267,7 @@ def run(args) -> int:
             ds, predict, regions=regions, source=source, progress=show,
             keep_worst=args.worst if out else 0, rank_by=args.rank_by,
             save_predictions=out / "predictions" if (out and args.save_predictions) else None,
+            split=split,
         )
     except ImportError as exc:
         return _err(f"the pipeline needs a module that is missing ({exc}); try --preset fast")

@@ -256,7 +256,7 @@ def open_dataset(
         splits = _splits(root)
         if splits:
             raise DatasetError(
-                f"{root}: holds several datasets; pick one with --split: {_listing(splits)}"
+                f"{root}: holds several datasets; pick one with --subset (split= in the API): {_listing(splits)}"
             )
         raise DatasetError(
             f"{root}: unknown dataset layout; expected image/ + alpha/ (or mask/) [+ trimap/], "
@@ -282,7 +282,7 @@ def open_dataset(
         if am_split is not None:
             if am_split not in suffixes:
                 raise DatasetError(
-                    f"{root}: no input_{am_split}/ with gt_{am_split}/; choose --split from: "
+                    f"{root}: no input_{am_split}/ with gt_{am_split}/; choose --subset (split=) from: "
                     + (_listing(suffixes) or "none")
                 )
             x = am_split
@@ -292,7 +292,7 @@ def open_dataset(
             raise DatasetError(f"{root}: no input_*/ folder with a matching gt_*/ folder")
         else:
             raise DatasetError(
-                f"{root}: several image sets; pick one with --split: {_listing(suffixes)}"
+                f"{root}: several image sets; pick one with --subset (split= in the API): {_listing(suffixes)}"
             )
         tdir = _dir(root, f"trimap_{x}")
         if tdir is not None:

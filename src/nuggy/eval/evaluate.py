@@ -1,9 +1,11 @@
 """Score a pipeline, or a folder of predictions, against a dataset's ground truth.
 
 Per image: the matting metrics over the whole image and/or the trimap's unknown region
-(``sad_whole``, ``mse_unknown``, …), the DIS metrics (``max_f``, ``mae``, ``hce``, …) and, for a
-pipeline, its wall time per stage (``time_segment``, …, ``time_total``, seconds). Images that
-cannot be read are listed as failures; the rest are still scored.
+(``sad_whole``, ``mse_unknown``, …), the IoU at 0.5 (``iou``), the DIS metrics (``max_f``,
+``mae``, ``hce``, …) and, for a pipeline, its wall time per stage (``time_segment``, …,
+``time_total``, seconds). Images that cannot be read are listed as failures (``failures``);
+the rest are still scored. Images that are scored but fail the protocol's quality rule
+(:mod:`nuggy.eval.protocol`) are counted in the report summary.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ METRICS: dict[str, Metric] = {
         for r in REGIONS
         for m in MATTING_METRICS
     },
+    "iou": Metric("IoU@0.5", True),
     "max_f": Metric("max Fβ", True),
     "weighted_f": Metric("weighted Fβ", True),
     "mae": Metric("MAE", False),
@@ -224,19 +227,21 @@ def folder_predict(folder: str | os.PathLike, dataset: Dataset) -> Predict:
 def score_image(
     pred: np.ndarray, gt: np.ndarray, trimap: np.ndarray | None, regions: Sequence[str]
 ) -> dict[str, float]:
-    """Matting metrics per region (``<metric>_<region>``) and the DIS metrics of one image.
+    """Matting metrics per region (``<metric>_<region>``), ``iou`` and the DIS metrics of one
+    image.
 
     Args:
         pred, gt: float32 H×W in [0, 1].
         trimap: uint8 H×W (0/128/255); required for the ``unknown`` region.
         regions: subset of :data:`REGIONS`.
     """
-    from .metrics import dis_metrics, matting_metrics
+    from .metrics import dis_metrics, iou, matting_metrics
 
     out: dict[str, float] = {}
     for region in regions:
         m = matting_metrics(pred, gt, trimap=trimap if region == "unknown" else None, region=region)
         out.update({f"{k}_{region}": float(v) for k, v in m.items()})
+    out["iou"] = iou(pred, gt)
     out.update({k: float(v) for k, v in dis_metrics(pred, gt).items()})
     return out
 
@@ -278,6 +283,8 @@ def evaluate(
     thumb_height: int = 200,
     rank_by: str | None = None,
     save_predictions: str | os.PathLike | None = None,
+    split: dict | None = None,
+    score: Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], dict[str, float]] | None = None,
 ) -> Evaluation:
     """Score every sample of ``dataset``.
 
@@ -292,6 +299,13 @@ def evaluate(
         rank_by: metric ranking the worst cases; default :func:`default_rank_metric`.
         save_predictions: folder to write each prediction to (``<name>.png``, 8-bit grey), so
             it can be re-scored or compared later with ``--predictions``.
+        split: which part of the dataset ``dataset`` is, recorded in ``meta["split"]``:
+            ``{"part": "tune" | "check" | "all", "of": samples before the split, "limit": N |
+            None}``; default ``{"part": "all", "of": len(dataset), "limit": None}``.
+        score: ``score(pred, gt, trimap) -> {metric: value}`` for one image (pred and gt float32
+            H×W in [0, 1], trimap uint8 H×W or ``None``); default :func:`score_image` with
+            ``regions``. A narrower set of metrics makes large runs cheaper; ``rank_by`` must
+            be one of the keys it returns when ``keep_worst > 0``.
 
     Raises:
         ValueError: bad regions, or ``unknown`` without trimaps.
@@ -310,7 +324,7 @@ def evaluate(
             f"{dataset.root}: the 'unknown' region needs a trimap for every image "
             f"({len(lacking)} have none: {_listing(lacking)}); use --region whole"
         )
-    keys = [f"{m}_{r}" for r in regions for m in MATTING_METRICS] + list(DIS_METRICS)
+    keys = [f"{m}_{r}" for r in regions for m in MATTING_METRICS] + ["iou"] + list(DIS_METRICS)
     rank_by = rank_by or default_rank_metric(keys)
     if rank_by not in keys:
         raise ValueError(f"cannot rank by {rank_by!r}; choose one of: {', '.join(keys)}")
@@ -337,7 +351,8 @@ def evaluate(
                 if not np.isfinite(pred).all():
                     raise ValueError(f"{sample.name}: the prediction contains NaN or inf")
                 pred = np.clip(pred, 0.0, 1.0)
-                metrics = score_image(pred, gt, trimap, regions)
+                metrics = (score(pred, gt, trimap) if score is not None
+                           else score_image(pred, gt, trimap, regions))
             except (DatasetError, ValueError, OSError) as exc:
                 msg = str(exc)
                 failures.append((sample.name, msg))
@@ -353,11 +368,11 @@ def evaluate(
                 save_image(_u8(pred), Path(save_predictions) / f"{sample.name}.png")
             images.append(ImageResult(sample.name, image.shape[0], image.shape[1], metrics, timings))
             if keep_worst > 0:
-                score = metrics[rank_by]
-                badness = -score if higher_better else score
+                value = metrics[rank_by]
+                badness = -value if higher_better else value
                 if len(heap) < keep_worst or badness > heap[0][0]:
                     case = WorstCase(
-                        sample.name, score, _thumb(image, thumb_height),
+                        sample.name, value, _thumb(image, thumb_height),
                         _thumb(_u8(gt), thumb_height), _thumb(_u8(pred), thumb_height),
                     )
                     item = (badness, i, case)
@@ -380,6 +395,7 @@ def evaluate(
         "samples": len(samples),
         "scored": len(images),
         "failed": len(failures),
+        "split": dict(split) if split is not None else {"part": "all", "of": len(samples), "limit": None},
         "regions": list(regions),
         "rank_by": rank_by,
         "source": source or {},

@@ -13,6 +13,10 @@ and by the DIS repository's ``hce_metric_main.py``:
 * :func:`max_f`, :func:`weighted_f`, :func:`mae`, :func:`s_measure`, :func:`e_measure`,
   :func:`hce`, and :func:`dis_metrics`.
 
+:func:`iou` (intersection over union of both maps thresholded at 0.5) measures whether the
+right subject was found, whole; the evaluation protocol (:mod:`nuggy.eval.protocol`) counts
+an image with a low IoU as a failure.
+
 Inputs are single-channel ``H×W`` maps. Alpha / probability maps may be floating point in
 ``[0, 1]``, ``uint8`` in ``0..255`` (divided by 255) or ``bool`` (0 / 1); float values
 within 1e-6 outside ``[0, 1]`` (rounding noise) are clipped, anything further raises
@@ -40,6 +44,7 @@ __all__ = [
     "e_measure",
     "hce",
     "dis_metrics",
+    "iou",
 ]
 
 # MATLAB's ``eps``; the SOD reference code adds it to denominators.
@@ -682,6 +687,26 @@ def hce(
     fp_points, fp_indep = _edit_effort(fp_r, tp | fn_r, epsilon)
     fn_points, fn_indep = _edit_effort(fn_r, ~(tp | fp_r | fn_r), epsilon)
     return float(fp_points + fp_indep + fn_points + fn_indep)
+
+
+def iou(pred: np.ndarray, gt: np.ndarray, *, threshold: float = 0.5) -> float:
+    """Intersection over union of ``pred ≥ threshold`` and ``gt ≥ threshold``.
+
+    Args:
+        pred, gt: ``H×W``; float in ``[0, 1]``, ``uint8`` (``/255``) or bool.
+        threshold: in ``(0, 1]``; 0.5 by convention.
+
+    Returns:
+        IoU in ``[0, 1]``; 1.0 when both masks are empty (nothing to find, nothing found).
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
+    p, g = _pair(pred, gt)
+    pm, gm = p >= threshold, g >= threshold
+    union = int(np.count_nonzero(pm | gm))
+    if union == 0:
+        return 1.0
+    return float(np.count_nonzero(pm & gm) / union)
 
 
 def dis_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:

@@ -144,6 +144,34 @@ def _source_text(meta: dict) -> str:
 # single report
 
 
+def _split_text(meta: dict) -> str:
+    """``check half of 500`` / ``all 9`` / ``tune half of 500, first 2``; ``?`` for old reports."""
+    sp = meta.get("split")
+    if not isinstance(sp, dict):
+        return "?"
+    part, of, limit = sp.get("part", "?"), sp.get("of", "?"), sp.get("limit")
+    text = f"all {of}" if part == "all" else f"{part} half of {of}"
+    return text + (f", first {limit}" if limit else "")
+
+
+def _protocol_failures(rows: list[dict]) -> int | None:
+    """Images failing the protocol's rule, or ``None`` when the rows lack its metrics."""
+    from .protocol import FAILURE_KEYS, count_failures
+
+    if not rows or not all(all(k in r for k in FAILURE_KEYS) for r in rows):
+        return None
+    return count_failures(rows)
+
+
+def _failures_text(rows: list[dict]) -> str | None:
+    from .protocol import FAILURE_RULE
+
+    k = _protocol_failures(rows)
+    if k is None:
+        return None
+    return f"Failures ({FAILURE_RULE}): {k}/{len(rows)} ({100.0 * k / len(rows):.1f} %)"
+
+
 def _stats(rows: list[dict], key: str) -> tuple[float, float, str, float]:
     """mean, median, worst image name, worst value of ``key`` over ``rows``."""
     vals = [(r["name"], float(r[key])) for r in rows if key in r and math.isfinite(float(r[key]))]
@@ -163,8 +191,8 @@ def summary_markdown(report: dict | Evaluation) -> str:
     keys = data["columns"]
     head = (
         f"**{Path(meta.get('dataset', '?')).name}** ({meta.get('layout', '?')}, "
-        f"{meta.get('scored', len(rows))}/{meta.get('samples', len(rows))} images) — "
-        f"{_source_text(meta)} — wall {meta.get('wall_s', float('nan')):.1f} s"
+        f"{meta.get('scored', len(rows))}/{meta.get('samples', len(rows))} images) — split: "
+        f"{_split_text(meta)} — {_source_text(meta)} — wall {meta.get('wall_s', float('nan')):.1f} s"
     )
     table_rows = []
     for k in keys:
@@ -174,6 +202,9 @@ def summary_markdown(report: dict | Evaluation) -> str:
         table_rows.append([f"{k} {arrow}", _fmt(mean, info.fmt), _fmt(median, info.fmt),
                            f"{_fmt(worst, info.fmt)} ({worst_name})"])
     text = head + "\n\n" + markdown_table(["metric", "mean", "median", "worst (image)"], table_rows)
+    fails = _failures_text(rows)
+    if fails:
+        text += "\n\n" + fails
     if data.get("failures"):
         text += "\n\nFailed:\n" + "\n".join(f"- {f['name']}: {f['error']}" for f in data["failures"])
     return text + "\n"
@@ -381,7 +412,8 @@ def _report_html(data, md, written, plot_paths, plot_note, out: Path) -> str:
     meta = data["meta"]
     parts = [
         f"<p>{html.escape(_source_text(meta))} on <code>{html.escape(str(meta.get('dataset')))}</code> "
-        f"({html.escape(str(meta.get('layout')))}); {meta.get('scored')}/{meta.get('samples')} images scored; "
+        f"({html.escape(str(meta.get('layout')))}); {meta.get('scored')}/{meta.get('samples')} images scored "
+        f"({html.escape(_split_text(meta))}); "
         f"regions: {html.escape(', '.join(meta.get('regions', [])))}; wall {meta.get('wall_s', 0):.1f} s; "
         f"started {html.escape(str(meta.get('started')))}.</p>",
         f"<p>Files: <a href='scores.csv'>scores.csv</a> · <a href='{SCORES_JSON}'>{SCORES_JSON}</a> · "
@@ -395,6 +427,9 @@ def _report_html(data, md, written, plot_paths, plot_note, out: Path) -> str:
         rows.append([f"{info.label} {'↑' if info.higher_is_better else '↓'}", _fmt(mean, info.fmt),
                      _fmt(median, info.fmt), f"{_fmt(worst, info.fmt)} ({worst_name})"])
     parts.append(_html_table(["metric", "mean", "median", "worst (image)"], rows))
+    fails = _failures_text(data["images"])
+    if fails:
+        parts.append(f"<p>{html.escape(fails)}</p>")
     if data.get("failures"):
         parts.append("<h2>Failed</h2><ul>" + "".join(
             f"<li>{html.escape(f['name'])}: {html.escape(f['error'])}</li>" for f in data["failures"]) + "</ul>")
@@ -462,9 +497,11 @@ def compare_reports(a: dict, b: dict, *, names: Iterable[str] | None = None) -> 
 
     Returns:
         ``{"a", "b"`` (labels and paths), ``"columns"``, ``"names"`` (common images),
-        ``"only_a"``, ``"only_b"``, ``"summary"`` ({metric: {a, b, delta, better}}) and
-        ``"images"`` ([{name, <metric>: {a, b, delta}}])}. ``delta = b − a``; ``better`` is
-        ``"a"``, ``"b"`` or ``"="`` by the metric's direction.
+        ``"only_a"``, ``"only_b"``, ``"summary"`` ({metric: {a, b, delta, better}}),
+        ``"failures"`` (protocol failures among the common images: {a, b, delta, n}, or
+        ``None`` without ``sad_whole`` and ``iou``) and ``"images"`` ([{name, <metric>: {a, b,
+        delta}}])}. ``delta = b − a``; ``better`` is ``"a"``, ``"b"`` or ``"="`` by the metric's
+        direction. ``a`` and ``b`` also carry each report's ``split`` (``meta["split"]``).
     """
     ra = {r["name"]: r for r in a["images"]}
     rb = {r["name"]: r for r in b["images"]}
@@ -490,11 +527,17 @@ def compare_reports(a: dict, b: dict, *, names: Iterable[str] | None = None) -> 
     la, lb = _label(a, "A"), _label(b, "B")
     if la == lb:
         la, lb = f"A:{la}", f"B:{lb}"
+    fa = _protocol_failures([ra[n] for n in common])
+    fb = _protocol_failures([rb[n] for n in common])
+    fails = None if fa is None or fb is None else {"a": fa, "b": fb, "delta": fb - fa, "n": len(common)}
     return {
-        "a": {"label": la, "path": a.get("path"), "source": _source_text(a["meta"])},
-        "b": {"label": lb, "path": b.get("path"), "source": _source_text(b["meta"])},
+        "a": {"label": la, "path": a.get("path"), "source": _source_text(a["meta"]),
+              "split": a["meta"].get("split")},
+        "b": {"label": lb, "path": b.get("path"), "source": _source_text(b["meta"]),
+              "split": b["meta"].get("split")},
         "columns": cols,
         "names": common,
+        "failures": fails,
         "only_a": sorted(set(ra) - set(rb)),
         "only_b": sorted(set(rb) - set(ra)),
         "summary": summary,
@@ -513,7 +556,7 @@ def _better(key: str, a: float, b: float) -> str:
 
 
 #: metrics shown per image in the terminal comparison (all are in the files)
-KEY_METRICS = ("sad_whole", "mse_whole", "sad_unknown", "grad_unknown", "max_f", "mae", "hce")
+KEY_METRICS = ("sad_whole", "mse_whole", "sad_unknown", "grad_unknown", "iou", "max_f", "mae", "hce")
 
 
 def comparison_markdown(cmp: dict, *, per_image: Sequence[str] | None = None) -> str:
@@ -530,6 +573,7 @@ def comparison_markdown(cmp: dict, *, per_image: Sequence[str] | None = None) ->
         rows.append([f"{k} {'↑' if info.higher_is_better else '↓'}", _fmt(s["a"], info.fmt),
                      _fmt(s["b"], info.fmt), _fmt_delta(s["delta"], info.fmt), better])
     text = head + "\n\n" + markdown_table(["metric", "A mean", "B mean", "Δ mean", "better"], rows)
+    text += _comparison_notes(cmp)
     keys = [k for k in (per_image or KEY_METRICS) if k in cmp["columns"]]
     if keys and cmp["images"]:
         prow = []
@@ -540,6 +584,22 @@ def comparison_markdown(cmp: dict, *, per_image: Sequence[str] | None = None) ->
         if cmp[side]:
             text += f"\n\nOnly in {'A' if side == 'only_a' else 'B'} (not compared): {', '.join(cmp[side])}"
     return text + "\n"
+
+
+def _comparison_notes(cmp: dict) -> str:
+    """Failure counts and a split mismatch, as lines to append to the mean table ('' if none)."""
+    from .protocol import FAILURE_RULE
+
+    out = ""
+    f = cmp.get("failures")
+    if f:
+        out += (f"\n\nFailures ({FAILURE_RULE}) among the {f['n']} common images: "
+                f"A {f['a']}, B {f['b']} (Δ {f['delta']:+d})")
+    sa, sb = (cmp[s].get("split") for s in ("a", "b"))
+    pa, pb = ((s or {}).get("part", "?") for s in (sa, sb))
+    if pa != pb:
+        out += f"\n\nNote: the reports scored different splits (A: {pa}, B: {pb})."
+    return out
 
 
 def write_comparison(
@@ -592,6 +652,9 @@ def write_comparison(
         cls = {"b": "better", "a": "worse"}.get(s["better"], "")
         classes.append(["", "", "", cls, cls])
     parts.append(_html_table(["metric", "A mean", "B mean", "Δ mean", "better"], rows, classes))
+    notes = _comparison_notes(cmp).strip()
+    if notes:
+        parts.extend(f"<p>{html.escape(n)}</p>" for n in notes.split("\n\n"))
     if "sheet" in written:
         parts.append(f"<h2>Largest differences</h2><img src='{_rel(written['sheet'], out)}' alt='comparison'>")
     parts.append("<h2>Per metric</h2>")
