@@ -213,15 +213,15 @@ def test_run_quality_on_generated_sets(tmp_path, fake_models, two_sets):
     assert [s.binary_gt for s in sets] == [False, True]
     assert sets[1].info["names"] == check and sets[1].info["split_size"] == 3
     assert sets[1].info["samples"] == 6 and sets[1].split == {"part": "check", "of": 6, "limit": None}
-    rows, skipped = q.plan_rows(["u2netp", "u2netp+isnet"], ["fast", "default"])
+    rows, skipped = q.plan_rows(["u2netp", "u2netp+nosuch"], ["fast", "default"])
     lines: list[str] = []
     res = q.run_quality(rows, sets, cache_dir=tmp_path / "cache", log=lines.append, skipped=skipped)
     assert [(r["dataset"], r["row"]) for r in res["runs"]] == [
         ("soft-dev", "u2netp · fast"), ("masks-dev", "u2netp · fast"),
         ("soft-dev", "u2netp · default"), ("masks-dev", "u2netp · default")]
-    assert {s["row"] for s in res["skipped"]} == {"u2netp+isnet · fast", "u2netp+isnet · default"}
+    assert {s["row"] for s in res["skipped"]} == {"u2netp+nosuch · fast", "u2netp+nosuch · default"}
     assert all("unknown model" in s["reason"] for s in res["skipped"])
-    assert any(line.startswith("[") and "skipped u2netp+isnet" in line for line in lines)
+    assert any(line.startswith("[") and "skipped u2netp+nosuch" in line for line in lines)
     for run in res["runs"]:
         ds = res["datasets"][run["dataset"]]
         assert [r["name"] for r in run["images"]] == ds["names"]  # the check half only
@@ -242,7 +242,7 @@ def test_run_quality_on_generated_sets(tmp_path, fake_models, two_sets):
     assert "maxF" in mask_table and "maxF" not in soft_table
     assert "check half, 3 of 6 images" in mask_table and "| u2netp · default |" in soft_table
     assert "**overall**" in text and "Failure: SAD > 50 or IoU < 0.8" in text
-    assert "skipped u2netp+isnet · fast" in text
+    assert "skipped u2netp+nosuch · fast" in text
 
     # a second run reads every map from the cache and gives the same numbers
     again = q.run_quality(rows[:2], sets, cache_dir=tmp_path / "cache")
