@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ImageError
 from .pipeline.config import PipelineConfig, preset as _preset
 from .pipeline.pipeline import Pipeline
 
@@ -42,37 +43,48 @@ def load_model(name: str = "u2netp", *, accept_license: str | None = None):
     ).predictor
 
 
-def as_rgb_array(image: Any, *, max_pixels: int | None = None) -> np.ndarray:
-    """Accept a path, bytes, PIL image or array and return RGB uint8 H×W×3."""
-    from .io import _to_rgb_u8, check_pixels, load_image
+class _UnsupportedType(ImageError, TypeError):
+    """An object that is not an image at all (a TypeError too, as before)."""
 
-    if isinstance(image, (str, os.PathLike, bytes, bytearray)):
+
+def as_rgb_array(image: Any, *, max_pixels: int | None = None) -> np.ndarray:
+    """Accept a path, bytes (or a bytearray / memoryview), binary file object, PIL image or
+    array and return RGB uint8 H×W×3.
+
+    Raises:
+        ImageError: unreadable, corrupt, too large or too small (naming the file, or
+            ``<array>`` / ``<PIL image>`` / ``<bytes>``), or not an image at all.
+    """
+    from .io import check_pixels, load_image, pil_to_rgb
+
+    if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)):
         return load_image(image, max_pixels=max_pixels)
     if isinstance(image, np.ndarray):
         a = image
-        if a.ndim >= 2:
-            check_pixels(a.shape[1], a.shape[0], name="<array>", max_pixels=max_pixels)
+        if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+            raise ImageError(f"<array>: expected an H×W, H×W×3 or H×W×4 array, got shape {a.shape}")
+        check_pixels(a.shape[1], a.shape[0], name="<array>", max_pixels=max_pixels)
         if a.ndim == 2:
             a = np.repeat(a[..., None], 3, axis=2)
-        if a.ndim != 3 or a.shape[2] not in (3, 4):
-            raise ValueError(f"expected H×W, H×W×3 or H×W×4 array, got shape {a.shape}")
         a = a[..., :3]
         if a.dtype != np.uint8:
-            if a.dtype.kind == "f":
-                a = np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
-            else:
-                raise ValueError(f"expected uint8 or float [0, 1] pixels, got {a.dtype}")
+            if a.dtype.kind != "f":
+                raise ImageError(f"<array>: expected uint8 or float [0, 1] pixels, got {a.dtype}")
+            if not np.isfinite(a).all():
+                raise ImageError("<array>: the float pixels contain NaN or infinity")
+            a = np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(a)
     try:
-        from PIL import Image, ImageOps
+        from PIL import Image
     except ImportError:  # pragma: no cover
-        raise TypeError(f"unsupported image type {type(image).__name__}") from None
+        raise _UnsupportedType(f"unsupported image type {type(image).__name__}") from None
     if isinstance(image, Image.Image):
-        check_pixels(*image.size, name="<PIL image>", max_pixels=max_pixels)
-        return _to_rgb_u8(ImageOps.exif_transpose(image), "<PIL image>")
+        name = getattr(image, "filename", "") or "<PIL image>"
+        check_pixels(*image.size, name=name, max_pixels=max_pixels)
+        return pil_to_rgb(image, name)
     if hasattr(image, "read"):
         return load_image(image, max_pixels=max_pixels)
-    raise TypeError(
+    raise _UnsupportedType(
         f"unsupported image type {type(image).__name__}: pass a path, bytes, PIL image or array"
     )
 

@@ -13,6 +13,8 @@ from typing import Literal
 
 import numpy as np
 
+from ..errors import ConfigError, UsageError
+
 __all__ = ["PipelineConfig", "Result", "PRESETS", "preset"]
 
 MattingMethod = Literal["none", "auto", "fba", "cf", "knn", "lkm", "guided"]
@@ -101,15 +103,30 @@ class PipelineConfig:
         from .fuse import FUSIONS
 
         if self.fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+            raise ConfigError(
+                f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}", field="fusion"
+            )
         for name in ("matting_prior", "trimap_band"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+                raise ConfigError(f"{name} must be a number >= 0, got {value!r}", field=name)
 
     def replace(self, **changes: object) -> PipelineConfig:
-        """A copy with ``changes`` applied (unknown names raise ``TypeError``)."""
+        """A copy with ``changes`` applied (unknown names raise :class:`UnknownSetting`, a
+        ``TypeError`` too)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise UnknownSetting(
+                f"unknown setting {', '.join(map(repr, unknown))}; settings: "
+                + ", ".join(f.name for f in dataclasses.fields(self)),
+                field=unknown[0],
+            )
         return dataclasses.replace(self, **changes)
+
+
+class UnknownSetting(ConfigError, TypeError):
+    """A setting that :class:`PipelineConfig` does not have (a ``TypeError`` too, as the
+    dataclass raised before)."""
 
 
 PRESETS: dict[str, PipelineConfig] = {
@@ -132,7 +149,7 @@ def preset(name: str, **overrides: object) -> PipelineConfig:
     try:
         cfg = PRESETS[name]
     except KeyError:
-        raise ValueError(
+        raise UsageError(
             f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}"
         ) from None
     return cfg.replace(**overrides) if overrides else cfg

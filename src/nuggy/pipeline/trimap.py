@@ -30,6 +30,8 @@ from typing import Union
 
 import numpy as np
 
+from ..errors import ImageError
+
 __all__ = [
     "UNKNOWN",
     "FOREGROUND",
@@ -55,7 +57,7 @@ _THIN_DENSITY = 0.10
 PathLike = Union[str, os.PathLike]
 
 
-class TrimapError(ValueError):
+class TrimapError(ImageError):
     """A trimap is invalid; the message names it, what was found and the fix."""
 
 
