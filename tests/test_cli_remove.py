@@ -77,6 +77,30 @@ def test_bad_file_does_not_stop_the_batch(photos, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["cat.png"]  # no partial files
 
 
+def test_inputs_with_one_stem_get_distinct_outputs(photos, tmp_path, capsys):
+    """Issue 18 (1): cat.jpg and cat.png in one folder used to both write cat.nuggy.png (the
+    second replaced the first, and the summary counted two). Outputs are planned before any
+    work: inputs that would share a name each get their full name in it."""
+    Image.open(EXAMPLES / "coffee.jpg").save(photos / "cat.png")
+    assert main(["remove", str(photos), "--preset", "fast", "--mask-only"]) == 0
+    assert "2 written, 0 skipped, 0 failed" in capsys.readouterr().err
+    outs = sorted(p.name for p in photos.iterdir() if ".nuggy" in p.name)
+    assert outs == ["cat.jpg.nuggy.png", "cat.png.nuggy.png"]
+    cat, cup = (np.asarray(Image.open(photos / n)) for n in outs)
+    assert cat.shape == (300, 451) and cup.shape == (400, 600)  # one output per input
+    # the same into a folder, and two folders whose files share names
+    out = tmp_path / "o"
+    assert main(["remove", str(photos), "-o", str(out), "--preset", "fast", "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["cat.jpg.png", "cat.png.png"]
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(photos / "cat.jpg", other / "cat.jpg")
+    rc = main(["remove", str(photos / "cat.jpg"), str(other / "cat.jpg"), "-o", str(tmp_path / "p")])
+    err = capsys.readouterr().err
+    assert rc == 2 and not (tmp_path / "p").exists()
+    assert f"{photos / 'cat.jpg'} and {other / 'cat.jpg'} would both be written to" in err
+
+
 def test_never_overwrites_an_input(photos, capsys):
     src = photos / "cat.png"
     Image.open(photos / "cat.jpg").save(src)

@@ -9,6 +9,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from nuggy.cli.outputs import distinct_outputs
+from nuggy.errors import UsageError
+
 DESCRIPTION = """Cut the subject out of images.
 
   nuggy remove photo.jpg                  -> photo.nuggy.png next to it (or -o PATH)
@@ -86,10 +89,6 @@ class Job:
     label: str
 
 
-class UsageError(Exception):
-    pass
-
-
 def _expand(inputs: list[str], recursive: bool) -> list[tuple[str, Path | None]]:
     """(file, base folder or None) for every input; folders and globs expanded, sorted."""
     found: list[tuple[str, Path | None]] = []
@@ -143,11 +142,10 @@ def plan_jobs(inputs: list[str], output: str | None, *, recursive: bool, fmt: st
         else:
             out_dir = op
     jobs: list[Job] = []
-    claimed: set[str] = set()
+    candidates: list[tuple[str, str, str]] = []
     for src, base in found:
         if src == "-":
-            dst = output if output else "-"
-            jobs.append(Job("-", dst, "<stdin>"))
+            jobs.append(Job("-", output if output else "-", "<stdin>"))
             continue
         sp = Path(src)
         if output == "-":
@@ -156,14 +154,18 @@ def plan_jobs(inputs: list[str], output: str | None, *, recursive: bool, fmt: st
             dst = out_file
         elif out_dir is not None:
             rel = sp.relative_to(base) if base is not None else Path(sp.name)
-            dst_p = out_dir / rel.with_suffix(ext)
-            if str(dst_p) in claimed:  # a.jpg and a.png in one folder
-                dst_p = out_dir / rel.with_name(rel.name + ext)
-            dst = str(dst_p)
+            candidates.append((src, str(out_dir / rel.with_suffix(ext)),
+                               str(out_dir / rel.with_name(rel.name + ext))))
+            dst = None
         else:
-            dst = str(sp.with_name(sp.stem + OUTPUT_TAG + ext))
-        claimed.add(dst)
+            candidates.append((src, str(sp.with_name(sp.stem + OUTPUT_TAG + ext)),
+                               str(sp.with_name(sp.name + OUTPUT_TAG + ext))))
+            dst = None
         jobs.append(Job(src, dst, src))
+    planned = iter(distinct_outputs(candidates))
+    for job in jobs:
+        if job.dst is None:
+            job.dst = next(planned)
     return jobs
 
 
