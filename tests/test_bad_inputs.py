@@ -31,3 +31,17 @@ def test_trimap_outputs_are_distinct(tmp_path, capsys):
     b = np.asarray(Image.open(tmp_path / "cat.png.trimap.png"))
     assert a.shape == (300, 451) and b.shape == (40, 60)
     assert set(np.unique(a)) <= {0, 128, 255}
+
+
+@pytest.mark.parametrize("verb", [
+    ["trimap", str(EXAMPLES / "chelsea.jpg")],
+    ["bench", "--size", "64", "--runs", "1", "--warmup", "0"],
+])
+def test_unknown_output_suffix_is_refused_before_work(tmp_path, capsys, verb):
+    """Issue 18 (6) for the other verbs that write files: -o out.bmp is a file name with an
+    unsupported suffix, not a folder to create."""
+    out = tmp_path / "out.bmp"
+    assert main([*verb, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: unknown output format '.bmp'" in err and "end it with /" in err
+    assert list(tmp_path.iterdir()) == []

@@ -101,6 +101,31 @@ def test_inputs_with_one_stem_get_distinct_outputs(photos, tmp_path, capsys):
     assert f"{photos / 'cat.jpg'} and {other / 'cat.jpg'} would both be written to" in err
 
 
+@pytest.mark.parametrize("name", ["out.bmp", "out.xyz", "out.PNG.gif"])
+def test_output_with_an_unknown_suffix_is_refused(photos, tmp_path, capsys, name):
+    """Issue 18 (6): -o out.bmp / out.xyz exited 0 and created a folder out.bmp/."""
+    out = tmp_path / name
+    assert main(["remove", str(photos / "cat.jpg"), "-o", str(out), "--preset", "fast"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: unknown output format" in err and ".png, .tif, .tiff, .webp" in err
+    assert "end it with /" in err
+    assert list(tmp_path.iterdir()) == [photos]
+
+
+def test_output_file_or_folder(photos, tmp_path, capsys):
+    # a file name for a folder of inputs
+    assert main(["remove", str(photos), "-r", "-o", str(tmp_path / "x.png")]) == 2
+    assert "names one file, but the inputs are 2 images" in capsys.readouterr().err
+    # a name that says one format while --format says another
+    assert main(["remove", str(photos / "cat.jpg"), "-o", str(tmp_path / "x.webp"), "--format", "png"]) == 2
+    assert "--format png" in capsys.readouterr().err
+    assert sorted(tmp_path.iterdir()) == [photos]
+    # a trailing slash makes a dotted name a folder
+    dotted = tmp_path / "cutouts.v2"
+    assert main(["remove", str(photos / "cat.jpg"), "-o", f"{dotted}/", "--preset", "fast", "-q"]) == 0
+    assert [p.name for p in dotted.iterdir()] == ["cat.png"]
+
+
 def test_never_overwrites_an_input(photos, capsys):
     src = photos / "cat.png"
     Image.open(photos / "cat.jpg").save(src)

@@ -49,6 +49,10 @@ def run(args) -> int:
     try:
         for s in sizes:
             parse_size(s)
+        if args.output:
+            from nuggy.cli.outputs import names_a_file
+
+            names_a_file(args.output, {".json"})
         config = config_from_args(args)
     except (ValueError, TypeError) as exc:
         print(f"nuggy bench: {exc}", file=sys.stderr)

@@ -7,10 +7,45 @@ find out after minutes of work that a name or folder is unusable.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from pathlib import Path
 
 from nuggy.errors import UsageError
 
-__all__ = ["distinct_outputs"]
+__all__ = ["distinct_outputs", "names_a_file"]
+
+
+def names_a_file(output: str, formats: Iterable[str], *, inputs: str | None = None) -> bool:
+    """Whether ``-o output`` names a file (else a folder): a path with a suffix is a file,
+    unless it ends with ``/`` or is an existing folder.
+
+    Args:
+        output: the ``-o`` value.
+        formats: the suffixes a file may have (``.png``…).
+        inputs: ``None`` for one input; else how the inputs read in a message
+            (``"2 images"``, ``"a folder"``), which makes a file name an error.
+
+    Raises:
+        UsageError: a suffix that is not one of ``formats``, or a file name for many inputs.
+    """
+    path = Path(output)
+    if output.endswith(("/", os.sep)) or path.is_dir():
+        return False
+    suffix = path.suffix.lower()
+    if not suffix:
+        return False
+    formats = sorted(formats)
+    if suffix not in formats:
+        raise UsageError(
+            f"{output}: unknown output format {suffix!r}; use one of {', '.join(formats)}, "
+            "or end it with / to name a folder"
+        )
+    if inputs is not None:
+        raise UsageError(
+            f"-o {output} names one file, but the inputs are {inputs}; name a folder instead "
+            "(end it with /)"
+        )
+    return True
 
 
 def _key(path: str) -> str:

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from nuggy.cli.outputs import distinct_outputs
+from nuggy.cli.outputs import distinct_outputs, names_a_file
 from nuggy.errors import UsageError
 
 DESCRIPTION = """Cut the subject out of images.
@@ -134,13 +134,20 @@ def plan_jobs(inputs: list[str], output: str | None, *, recursive: bool, fmt: st
     out_dir: Path | None = None
     out_file: str | None = None
     if output and output != "-":
-        op = Path(output)
-        if not many and not op.is_dir() and op.suffix.lower() in {
-            ".png", ".webp", ".tif", ".tiff", ".jpg", ".jpeg"
-        }:
+        from nuggy.io import OUTPUT_FORMATS, format_for
+
+        inputs = None
+        if many:
+            inputs = f"{len(found)} images" if len(found) > 1 else "a folder"
+        if names_a_file(output, OUTPUT_FORMATS, inputs=inputs):
             out_file = output
+            if fmt and format_for(output) != format_for("x" + ext):
+                raise UsageError(
+                    f"-o {output} and --format {fmt} disagree; drop --format (it names the "
+                    "format of generated names) or change the suffix"
+                )
         else:
-            out_dir = op
+            out_dir = Path(output)
     jobs: list[Job] = []
     candidates: list[tuple[str, str, str]] = []
     for src, base in found:

@@ -44,12 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _outputs(inputs: list[str], output: str | None) -> list[tuple[str, str]]:
     """``(input, output)`` pairs, planned before any work; never two inputs to one output."""
-    from nuggy.cli.outputs import distinct_outputs
+    from nuggy.cli.outputs import distinct_outputs, names_a_file
 
-    if output and len(inputs) == 1 and Path(output).suffix.lower() == ".png" and not Path(output).is_dir():
+    many = f"{len(inputs)} images" if len(inputs) > 1 else None
+    if output and names_a_file(output, {".png"}, inputs=many):
         return [(inputs[0], output)]
-    if output and Path(output).suffix and not Path(output).is_dir():
-        raise ValueError(f"{output}: with several inputs (or a non-PNG name) -o must be a folder")
     folder = (lambda s: Path(s).parent) if output is None else (lambda s: Path(output))
     candidates = [
         (s, str(folder(s) / (Path(s).stem + SUFFIX)), str(folder(s) / (Path(s).name + SUFFIX)))
