@@ -45,3 +45,62 @@ def test_unknown_output_suffix_is_refused_before_work(tmp_path, capsys, verb):
     err = capsys.readouterr().err
     assert f"{out}: unknown output format '.bmp'" in err and "end it with /" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_radius_beyond_the_image_costs_what_the_image_size_costs():
+    """Issue 18 (2): the guided filter's cost grew with the radius even past the image's size
+    (--refine-radius 100000 on a 451×300 photo: 67 s, 11 GB). A window larger than the image
+    covers all of it, so the result is the same as with radius = the image's size."""
+    import time
+
+    from nuggy.pipeline.refine import box_filter, refine_alpha
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    prob = np.zeros((30, 40), np.float32)
+    prob[8:22, 10:30] = 1.0
+    t0 = time.perf_counter()
+    far = refine_alpha(image, prob, radius=1_000_000)
+    assert time.perf_counter() - t0 < 1.0
+    np.testing.assert_array_equal(far, refine_alpha(image, prob, radius=39))
+    x = rng.random((30, 40)).astype(np.float32)
+    np.testing.assert_array_equal(box_filter(x, 10**7), box_filter(x, 39))
+    np.testing.assert_allclose(box_filter(x, 10**7), np.full_like(x, x.mean()), rtol=1e-5)
+
+
+@pytest.mark.parametrize("verb", [
+    ["remove", "missing.jpg", "-o", "{tmp}/x.png"],
+    ["trimap", "missing.jpg", "-o", "{tmp}/x.png"],
+    ["bench", "--image", "missing.jpg"],
+    ["eval", "{tmp}/no-such-dataset"],
+])
+@pytest.mark.parametrize("model", ["nosuch", "u2netp+nosuch"])
+def test_unknown_model_is_a_usage_error_before_any_input_is_read(tmp_path, capsys, verb, model):
+    """Issue 18 (3): a mistyped model name is exit 2 with the known names, before any image
+    (here: a missing one) or dataset is looked at, in every verb that runs a model."""
+    args = [a.format(tmp=tmp_path) for a in verb]
+    assert main([*args, "--model", model]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'nosuch'; known models: " in err and "u2netp" in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_model_is_refused_even_when_every_output_exists(tmp_path, capsys):
+    """Issue 18 (3): when all outputs existed (skipped), --model nosuch exited 0."""
+    src = tmp_path / "cat.jpg"
+    shutil.copy(EXAMPLES / "chelsea.jpg", src)
+    (tmp_path / "cat.nuggy.png").write_bytes(b"an earlier output")
+    assert main(["remove", str(src), "--model", "nosuch"]) == 2
+    assert "unknown model 'nosuch'" in capsys.readouterr().err
+    assert (tmp_path / "cat.nuggy.png").read_bytes() == b"an earlier output"
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--runs", "0"], "need runs >= 1 and warmup >= 0, got runs=0"),
+    (["--warmup", "-1"], "need runs >= 1 and warmup >= 0, got runs=3, warmup=-1"),
+    (["--set", "refine_radius=100000"], "refine_radius must be a whole number of pixels in 1..256"),
+])
+def test_bench_options_have_ranges(capsys, option, message):
+    assert main(["bench", "--size", "64", *option]) == 2
+    assert message in capsys.readouterr().err

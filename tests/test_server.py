@@ -349,6 +349,27 @@ def test_422_bad_parameters(client, png, query, needle):
     assert needle in _detail(r)
 
 
+def test_query_bounds_are_the_config_ranges(client, png):
+    """Issue 18 (2): one table of ranges (PipelineConfig's LIMITS) for every front end: the
+    API's documented bounds are those the CLI and Python API enforce."""
+    from nuggy.pipeline.config import LIMITS
+
+    spec = client.get("/openapi.json").json()["paths"]["/v1/remove"]["post"]["parameters"]
+    params = {p["name"]: p["schema"] for p in spec}
+    seen = 0
+    for name, lim in LIMITS.items():
+        if name not in params:
+            continue
+        (schema,) = [s for s in params[name].get("anyOf", [params[name]]) if s.get("type") != "null"]
+        assert schema["maximum"] == lim.hi
+        assert schema["exclusiveMinimum" if lim.lo_open else "minimum"] == lim.lo
+        seen += 1
+    assert seen >= 7
+    r = client.post("/v1/remove?preset=best&trimap_band=0.2", content=png,
+                    headers={"Content-Type": "image/png"})
+    assert r.status_code == 422 and "trimap_band" in _detail(r)
+
+
 def test_422_missing_image_field(client, png):
     r = client.post(FAST, files={"photo": ("cat.png", png, "image/png")})
     assert r.status_code == 422

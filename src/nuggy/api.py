@@ -14,7 +14,7 @@ from .errors import ImageError
 from .pipeline.config import PipelineConfig, preset as _preset
 from .pipeline.pipeline import Pipeline
 
-__all__ = ["remove", "load_model", "get_pipeline", "as_rgb_array"]
+__all__ = ["remove", "load_model", "get_pipeline", "as_rgb_array", "preflight"]
 
 _PIPELINES: OrderedDict[tuple, Pipeline] = OrderedDict()
 _LOCK = threading.Lock()
@@ -41,6 +41,37 @@ def load_model(name: str = "u2netp", *, accept_license: str | None = None):
     return get_pipeline(
         _preset("fast", model=name), accept_license=accept_license
     ).predictor
+
+
+def preflight(config: PipelineConfig) -> None:
+    """Every check of ``config`` that needs neither an image nor a model: each registry name of
+    ``model`` exists, and each file it names (weights, model-list members, the FBA checkpoint)
+    is there. Cheap (loads nothing), so front ends run it before any image is read.
+
+    Raises:
+        UnknownModelError: a name that is not registered (the message lists the known ones).
+        MissingFileError: a named file does not exist (the message names it and its setting).
+    """
+    from .errors import MissingFileError
+    from .registry import get_spec
+
+    if config.segmenter == "salient":
+        from .pipeline.segment import _is_file_member, model_members
+
+        if config.weights and not Path(config.weights).expanduser().is_file():
+            raise MissingFileError(f"{config.weights}: weights file not found (--weights / weights=)")
+        if config.model != "auto":
+            for member in model_members(config.model):
+                if not _is_file_member(member):
+                    get_spec(member)
+                elif not Path(member).expanduser().is_file():
+                    raise MissingFileError(
+                        f"{member}: model file not found (named in model={config.model!r})"
+                    )
+    if config.matting != "none":
+        from .pipeline.matte import resolve_method
+
+        resolve_method(config.matting, config.matting_weights)
 
 
 class _UnsupportedType(ImageError, TypeError):
@@ -126,11 +157,11 @@ def remove(
     elif weights:
         overrides["model"] = None  # the file's sidecar says what it is
     cfg = _preset(preset, weights=str(weights) if weights else None, **overrides)
+    background = parse_background(bg)
+    preflight(cfg)
     rgb = as_rgb_array(image)
     result = get_pipeline(cfg, accept_license=accept_license).run(rgb)
     if mask_only:
         return Image.fromarray(result.alpha_u8(), "L")
-    out = compose(
-        rgb, result.alpha, foreground=result.foreground, background=parse_background(bg)
-    )
+    out = compose(rgb, result.alpha, foreground=result.foreground, background=background)
     return Image.fromarray(out, "RGBA" if out.shape[2] == 4 else "RGB")

@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "MIN_SIDE",
     "check_pixels",
+    "pixel_limit",
     "pil_to_rgb",
     "load_image",
     "decode_image",
@@ -44,7 +45,7 @@ OUTPUT_FORMATS = {".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF
 PathLike = Union[str, os.PathLike]
 
 
-def _max_pixels(max_pixels: int | None) -> int:
+def pixel_limit(max_pixels: int | None) -> int:
     """The pixel limit: ``max_pixels``, else ``NUGGY_MAX_PIXELS``, else 100 MP (at least
     ``MIN_SIDE²``: a smaller limit would refuse every image)."""
     if max_pixels is not None:
@@ -117,7 +118,7 @@ def check_pixels(w: int, h: int, *, name: str, max_pixels: int | None = None) ->
     """Raise :class:`ImageError` when a w×h image exceeds the pixel limit (decompression bombs
     and images too large to process; default ``NUGGY_MAX_PIXELS`` or 100 MP) or is smaller
     than :data:`MIN_SIDE` on a side. Every input type goes through here."""
-    limit = _max_pixels(max_pixels)
+    limit = pixel_limit(max_pixels)
     if w * h > limit:
         raise ImageError(
             f"{name}: {w}×{h} = {_pixels(w * h)} exceeds the limit of {_pixels(limit)} "
@@ -136,7 +137,7 @@ def decode_image(
     """Decode encoded image bytes to RGB uint8 H×W×3 (see :func:`load_image`)."""
     from PIL import Image, UnidentifiedImageError
 
-    limit = _max_pixels(max_pixels)
+    limit = pixel_limit(max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

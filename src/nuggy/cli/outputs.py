@@ -10,9 +10,25 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from nuggy.errors import UsageError
+from nuggy.errors import OutputError, UsageError
 
-__all__ = ["distinct_outputs", "names_a_file"]
+__all__ = ["distinct_outputs", "names_a_file", "check_writable"]
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """``folder`` exists and may be written, or can be made: its nearest existing ancestor is
+    a folder this process may write into. Creates nothing.
+
+    Raises:
+        OutputError: that ancestor is a file, or may not be written (naming it).
+    """
+    probe = Path(os.path.abspath(folder))
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"{probe} is a file, not a folder: cannot write {folder}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write into {probe}: permission denied; choose another -o")
 
 
 def names_a_file(output: str, formats: Iterable[str], *, inputs: str | None = None) -> bool:

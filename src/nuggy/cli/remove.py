@@ -209,39 +209,65 @@ def _config_from_args(args):
 def run(args) -> int:
     import logging
 
+    from nuggy.errors import NuggyError
+
     log = logging.getLogger("nuggy")
     try:
         jobs = plan_jobs(args.inputs, args.output, recursive=args.recursive, fmt=args.format)
-        if args.format == "jpg" and not args.bg and not args.mask_only:
-            raise UsageError("JPEG has no transparency: add --bg (e.g. --bg white) or use png/webp")
         config = _config_from_args(args)
-        if args.trimap and len(jobs) != 1:
-            raise UsageError("--trimap takes exactly one INPUT (the trimap belongs to one image)")
-        if config.matting == "fba":  # a missing checkpoint is one clear error up front
-            from nuggy.pipeline.matte import resolve_method
-
-            resolve_method("fba", config.matting_weights)
-    except (UsageError, ValueError, FileNotFoundError) as exc:
+        checked = _check_before_work(jobs, config, args)
+    except (NuggyError, ValueError, FileNotFoundError) as exc:
         print(f"nuggy remove: {exc}", file=sys.stderr)
         return 2
-    return process(jobs, config, args, log)
+    return process(jobs, config, args, log, **checked)
 
 
-def process(jobs: list[Job], config, args, log) -> int:
+def _check_before_work(jobs: list[Job], config, args) -> dict:
+    """Everything that can be refused before a model is loaded or an image read: the pixel
+    limit, model names and files, JPEG outputs without a background, the background, the user
+    trimap, and the output folders. Returns the parsed background and trimap."""
+    from nuggy.api import preflight
+    from nuggy.cli.outputs import check_writable
+    from nuggy.errors import OutputError
+    from nuggy.io import format_for, pixel_limit
+    from nuggy.pipeline.compose import parse_background
+
+    pixel_limit(args.max_pixels)
+    if args.trimap and len(jobs) != 1:
+        raise UsageError("--trimap takes exactly one INPUT (the trimap belongs to one image)")
+    preflight(config)
+    flat = bool(args.bg) or args.mask_only
+    for job in jobs:
+        name = "x." + (args.format or "png") if job.dst == "-" else job.dst
+        if not flat and format_for(name) == "JPEG":
+            shown = "--format jpg" if job.dst == "-" else job.dst
+            raise UsageError(
+                f"{shown}: JPEG has no transparency: add --bg (e.g. --bg white) or --mask-only, "
+                "or write .png / .webp"
+            )
+    background = parse_background(args.bg) if args.bg else None
+    trimap = None
+    if args.trimap:
+        from nuggy.pipeline.trimap import load_trimap
+
+        trimap = load_trimap(args.trimap)
+    for folder in sorted({os.path.dirname(os.path.abspath(j.dst)) for j in jobs if j.dst != "-"}):
+        check_writable(folder)
+    for job in jobs:
+        if job.dst != "-" and os.path.isdir(job.dst):
+            raise OutputError(f"{job.dst}: is a folder; the output for {job.label} would go there")
+    return {"background": background, "user_trimap": trimap}
+
+
+def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=None) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
 
     from nuggy.io import ImageError, encode_image, format_for, load_image, atomic_write_bytes
-    from nuggy.pipeline.compose import compose, parse_background
+    from nuggy.pipeline.compose import compose
     from nuggy.pipeline.pipeline import Pipeline
     from nuggy.sources import ModelSourceError
-
-    try:
-        background = parse_background(args.bg) if args.bg else None
-    except (ValueError, ImageError) as exc:
-        print(f"nuggy remove: {exc}", file=sys.stderr)
-        return 2
 
     inputs = {os.path.abspath(j.src) for j in jobs if j.src != "-"}
     todo: list[Job] = []
@@ -260,8 +286,7 @@ def process(jobs: list[Job], config, args, log) -> int:
         todo.append(j)
 
     pipe = Pipeline(config, accept_license=args.accept_license)
-    user_trimap_path = getattr(args, "trimap", None)
-    if todo and not user_trimap_path:
+    if todo and user_trimap is None:
         try:
             pipe.predictor  # load once, so a missing model is one clear error, not one per file
         except (ModelSourceError, FileNotFoundError, ValueError, RuntimeError) as exc:
@@ -313,12 +338,12 @@ def process(jobs: list[Job], config, args, log) -> int:
                 reads.append(reader.submit(read, todo[i + 2]))
             try:
                 image = fut.result()
-                user_trimap = None
-                if user_trimap_path:
-                    from nuggy.pipeline.trimap import load_trimap
+                trimap = None
+                if user_trimap is not None:
+                    from nuggy.pipeline.trimap import validate_trimap
 
-                    user_trimap = load_trimap(user_trimap_path, shape=image.shape[:2])
-                result = pipe.run(image, trimap=user_trimap)
+                    trimap = validate_trimap(user_trimap, shape=image.shape[:2], name=args.trimap)
+                result = pipe.run(image, trimap=trimap)
             except (ImageError, ValueError, OSError) as exc:
                 failed.append((job.label, str(exc)))
                 bar.update(1)

@@ -9,6 +9,8 @@ from typing import Literal
 
 import numpy as np
 
+from ..errors import UsageError
+
 __all__ = ["Background", "parse_background", "compose", "NAMED_COLOURS"]
 
 NAMED_COLOURS = {
@@ -57,7 +59,7 @@ def parse_background(text: str | None, *, load=None) -> Background:
     if m:
         rgb = tuple(int(v) for v in m.groups())
         if max(rgb) > 255:
-            raise ValueError(f"--bg {text!r}: colour components must be 0..255")
+            raise UsageError(f"--bg {text!r}: colour components must be 0..255")
         return Background("colour", colour=rgb)
     if low == "blur" or low.startswith("blur:"):
         sigma = 0.01
@@ -65,16 +67,16 @@ def parse_background(text: str | None, *, load=None) -> Background:
             try:
                 sigma = float(low.split(":", 1)[1])
             except ValueError:
-                raise ValueError(f"--bg {text!r}: blur strength must be a number, e.g. blur:0.02")
+                raise UsageError(f"--bg {text!r}: blur strength must be a number, e.g. blur:0.02")
             if not 0 < sigma <= 0.5:
-                raise ValueError(f"--bg {text!r}: blur strength is a fraction of the diagonal in (0, 0.5]")
+                raise UsageError(f"--bg {text!r}: blur strength is a fraction of the diagonal in (0, 0.5]")
         return Background("blur", blur_sigma=sigma)
     path = Path(t).expanduser()
     if path.is_file():
         if load is None:
             from ..io import load_image as load
         return Background("image", image=load(path))
-    raise ValueError(
+    raise UsageError(
         f"--bg {text!r}: not a colour name ({', '.join(NAMED_COLOURS)}), hex colour (#00ff00), "
         "R,G,B triple, 'blur[:strength]', 'transparent', or an existing image file"
     )

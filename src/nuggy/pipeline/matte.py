@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import MissingFileError
+
 __all__ = [
     "AUTO_CLASSICAL",
     "MAX_UNKNOWN",
@@ -62,7 +64,9 @@ def find_fba_weights(weights: str | None = None) -> Path | None:
     if weights:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: FBA checkpoint not found (matting_weights)")
+            raise MissingFileError(
+                f"{path}: FBA checkpoint not found (--matting-weights / matting_weights=)"
+            )
         return path
     from ..sources import models_dir
 
@@ -80,7 +84,7 @@ def resolve_method(method: str, weights: str | None = None) -> str:
     if method == "fba" and find_fba_weights(weights) is None:
         from ..sources import models_dir
 
-        raise FileNotFoundError(
+        raise MissingFileError(
             "FBA Matting needs its checkpoint FBA.pth (Forte & Pitié, from the authors' "
             f"repository): pass it with --matting-weights PATH or put it in {models_dir()}; "
             "or use --matting auto|cf|knn|lkm|guided"

@@ -208,6 +208,14 @@ def safe_background(text: str | None):
     )
 
 
+def _bounds(name: str) -> dict[str, float]:
+    """Query bounds of a pipeline setting, from the one table of ranges (``LIMITS``)."""
+    from nuggy.pipeline.config import LIMITS
+
+    lim = LIMITS[name]
+    return {"gt" if lim.lo_open else "ge": lim.lo, "le": lim.hi}
+
+
 def _pull_command(spec) -> str:
     cmd = f"nuggy models pull {spec.name}"
     if spec.licence_gate:
@@ -398,6 +406,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     worker threads) and ``pipeline_for(config, base) -> Pipeline`` (replaceable, e.g. in tests).
     """
     from nuggy import __version__
+    from nuggy.errors import NuggyError
     from nuggy.pipeline.config import PRESETS, MattingMethod, preset as make_preset
 
     settings = settings or Settings.from_env()
@@ -503,17 +512,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         tta: bool | None = Query(None, description="flip test-time augmentation"),
         interior: bool | None = Query(None, description="make the confident inside fully opaque"),
-        interior_depth: float | None = Query(None, gt=0, le=0.2, description="interior depth (fraction of the diagonal)"),
+        interior_depth: float | None = Query(None, **_bounds("interior_depth"), description="interior depth (fraction of the diagonal)"),
         refine: bool | None = Query(None, description="guided-filter edge refinement"),
-        refine_radius: int | None = Query(None, ge=1, le=256, description="guided filter radius (px)"),
-        refine_eps: float | None = Query(None, gt=0, le=1, description="guided filter eps"),
+        refine_radius: int | None = Query(None, **_bounds("refine_radius"), description="guided filter radius (px)"),
+        refine_eps: float | None = Query(None, **_bounds("refine_eps"), description="guided filter eps"),
         islands: bool | None = Query(None, description="remove small islands"),
-        island_min_area: float | None = Query(None, ge=0, le=1, description="island threshold (fraction of the subject)"),
+        island_min_area: float | None = Query(None, **_bounds("island_min_area"), description="island threshold (fraction of the subject)"),
         fill_holes: bool | None = Query(None, description="fill enclosed holes"),
-        hole_max_area: float | None = Query(None, ge=0, le=1, description="largest hole filled (fraction)"),
+        hole_max_area: float | None = Query(None, **_bounds("hole_max_area"), description="largest hole filled (fraction)"),
         matting: Matting | None = Query(None, description="matting solver inside the trimap band"),
-        trimap_band: float | None = Query(None, gt=0, le=0.5, description="trimap band (fraction of the diagonal)"),
-        matting_prior: float | None = Query(None, ge=0, le=100, description="weight of the segmentation prior in closed-form matting"),
+        trimap_band: float | None = Query(None, **_bounds("trimap_band"), description="trimap band (fraction of the diagonal)"),
+        matting_prior: float | None = Query(None, **_bounds("matting_prior"), description="weight of the segmentation prior in closed-form matting"),
         foreground: bool | None = Query(None, description="foreground colour decontamination"),
     ) -> Response:
         overrides: dict[str, Any] = {
@@ -533,8 +542,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         name = model or settings.default_model
-        base = make_preset(preset, model=name)
-        config = base.replace(**overrides)
+        try:
+            base = make_preset(preset, model=name)
+            config = base.replace(**overrides)
+        except NuggyError as exc:  # a setting out of its range or a rule across settings
+            raise HTTPException(422, str(exc)) from None
 
         data = await _read_image(request)
         # Cheap checks off the event loop: model availability (may stat/hash a file), image header.
