@@ -104,3 +104,45 @@ def test_unknown_model_is_refused_even_when_every_output_exists(tmp_path, capsys
 def test_bench_options_have_ranges(capsys, option, message):
     assert main(["bench", "--size", "64", *option]) == 2
     assert message in capsys.readouterr().err
+
+
+def _thumb(side: int = 96) -> np.ndarray:
+    im = Image.open(EXAMPLES / "chelsea.jpg").convert("RGB")
+    im.thumbnail((side, side))
+    return np.asarray(im)  # 96×64
+
+
+def test_matting_never_turns_a_seen_subject_solid():
+    """Issue 18 (4): preset=best&trimap_band=0.2 returned a fully opaque mask and 0.3 / 0.5 a
+    fully transparent one, on the server's 96×64 test photo. The widest band allowed now (0.1)
+    keeps both sides known; and where an automatic trimap still has no known pixel of a kind
+    (a map uncertain everywhere) the stage keeps the pipeline's alpha instead of a solid one."""
+    from nuggy.pipeline.config import preset
+    from nuggy.pipeline.matte import matte
+    from nuggy.pipeline.pipeline import Pipeline
+
+    image = _thumb()
+    plain = Pipeline(preset("default")).run(image).alpha
+    for band in (0.01, 0.05, 0.1):
+        result = Pipeline(preset("best", model="u2netp", trimap_band=band)).run(image)
+        a = result.alpha
+        assert (a < 0.05).mean() > 0.05 and (a > 0.95).mean() > 0.05, band
+        assert abs(float(a.mean()) - float(plain.mean())) < 0.1, band
+        assert (result.trimap == 0).any() and (result.trimap == 255).any()
+    unsure = np.full(image.shape[:2], 0.6, np.float32)
+    alpha, _, trimap = matte(image, unsure, preset("best"))
+    assert np.all(trimap == 128)
+    np.testing.assert_array_equal(alpha, unsure)
+
+
+def test_user_trimap_with_no_known_pixels_is_refused(tmp_path, capsys):
+    """Issue 18 (4): an all-unknown user trimap wrote a transparent image and exited 0."""
+    src = tmp_path / "cat.jpg"
+    shutil.copy(EXAMPLES / "chelsea.jpg", src)
+    tri = tmp_path / "all-unknown.png"
+    Image.new("L", (451, 300), 128).save(tri)
+    out = tmp_path / "out.png"
+    assert main(["remove", str(src), "--trimap", str(tri), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tri}: every pixel is unknown (128)" in err
+    assert not out.exists()

@@ -180,17 +180,25 @@ def matte(
             ``matting_weights``, ``matting_prior``, ``trimap_band``).
         trimap: a user trimap (uint8 H×W, 0/128/255; validated) that replaces the automatic one.
 
+    An automatic trimap with an unknown region but no definite foreground or background
+    (:func:`~nuggy.pipeline.trimap.unsolvable`) is not solved: the pipeline's alpha is returned.
+
     Returns:
         ``(alpha, foreground, trimap)``: float32 H×W alpha in [0, 1] (exactly 0 / 1 on the
         trimap's known pixels), FBA's float32 H×W×3 foreground in [0, 1] or ``None`` (the
         pipeline then estimates it), and the uint8 trimap used.
     """
-    from .trimap import make_trimap, validate_trimap
+    from .trimap import make_trimap, unsolvable, validate_trimap
 
     if trimap is None:
         if alpha is None:
             raise ValueError("matte needs the pipeline's alpha or a trimap")
         trimap = make_trimap(alpha, band=cfg.trimap_band, image=image)
+        if unsolvable(trimap):  # e.g. a map uncertain everywhere: a solver would return a
+            # solid matte (all 0 or all 1)
+            log.info("matting skipped: the automatic trimap has no definite foreground or "
+                     "background; the segmentation's alpha is kept")
+            return alpha.astype(np.float32, copy=False), None, trimap
     else:
         trimap = validate_trimap(trimap, shape=image.shape[:2])
     method = "auto" if cfg.matting == "none" else cfg.matting
