@@ -208,6 +208,18 @@ def test_python_api_refuses_bad_options_before_work(monkeypatch):
         nuggy.remove(photo, weights="nope.onnx")
 
 
+def test_folder_run_says_what_it_skipped(photos, capsys):
+    """Issue 18 (10): .heic / .svg files in a folder were skipped without a word."""
+    (photos / "phone.HEIC").write_bytes(b"\0\0\0\x18ftypheic")
+    (photos / "logo.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    (photos / "notes.txt").write_text("not an image")
+    (photos / ".DS_Store").write_bytes(b"\0")
+    assert main(["remove", str(photos), "--preset", "fast", "--mask-only"]) == 0
+    err = capsys.readouterr().err
+    assert f"{photos}: skipped 3 files of unsupported type (.heic, .svg, .txt)" in err
+    assert err.count("\n") == 1 and (photos / "cat.nuggy.png").is_file()
+
+
 def test_never_overwrites_an_input(photos, capsys):
     src = photos / "cat.png"
     Image.open(photos / "cat.jpg").save(src)

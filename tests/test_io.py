@@ -247,3 +247,21 @@ def test_api_errors_are_nuggy_errors_naming_the_input(tmp_path):
         nuggy.remove(dot, preset="nope")
     with pytest.raises(NuggyError, match="unknown model 'nosuch'; known models:"):
         nuggy.remove(np.zeros((8, 8, 3), np.uint8), model="nosuch")
+
+
+def test_pixel_limit_is_checked_and_printed_in_real_units(monkeypatch):
+    """Issue 18 (10): --max-pixels -1 was accepted and printed as '-0 MP'."""
+    from nuggy.errors import ConfigError
+
+    data = _png_bytes(Image.new("RGB", (40, 30)))
+    with pytest.raises(ImageError, match=r"40×30 = 1,200 pixels exceeds the limit of 1,000 pixels"):
+        decode_image(data, max_pixels=1000)
+    for bad in (-1, 0, 3, 2.5, True):
+        with pytest.raises(ConfigError, match=rf"max_pixels={bad!r}: the pixel limit must be a whole number >= 4"):
+            decode_image(data, max_pixels=bad)
+    for env in ("-1", "lots", "1e6"):
+        monkeypatch.setenv("NUGGY_MAX_PIXELS", env)
+        with pytest.raises(ConfigError, match=r"NUGGY_MAX_PIXELS="):
+            decode_image(data)
+    monkeypatch.setenv("NUGGY_MAX_PIXELS", " 2000 ")
+    assert decode_image(data).shape == (30, 40, 3)

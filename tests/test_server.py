@@ -370,6 +370,15 @@ def test_query_bounds_are_the_config_ranges(client, png):
     assert r.status_code == 422 and "trimap_band" in _detail(r)
 
 
+@pytest.mark.parametrize("bg", ["300,0,0", "blur:9", "blur:x"])
+def test_bg_errors_speak_the_api(client, png, bg):
+    """Issue 18 (10): the API's error for a bad bg named the CLI flag (--bg)."""
+    r = client.post(f"/v1/remove?preset=fast&bg={bg}", content=png,
+                    headers={"Content-Type": "image/png"})
+    assert r.status_code == 422
+    assert _detail(r).startswith(f"bg={bg!r}: ") and "--bg" not in _detail(r)
+
+
 def test_422_missing_image_field(client, png):
     r = client.post(FAST, files={"photo": ("cat.png", png, "image/png")})
     assert r.status_code == 422

@@ -89,40 +89,51 @@ class Job:
     label: str
 
 
-def _expand(inputs: list[str], recursive: bool) -> list[tuple[str, Path | None]]:
-    """(file, base folder or None) for every input; folders and globs expanded, sorted."""
+def _expand(inputs: list[str], recursive: bool, notes: list[str]) -> list[tuple[str, Path | None]]:
+    """(file, base folder or None) for every input; folders and globs expanded, sorted.
+
+    Files of other types found in folders or globs are counted in ``notes`` (hidden files and
+    earlier outputs are passed over without a word)."""
     found: list[tuple[str, Path | None]] = []
+
+    def keep(paths, where: str, base: Path | None) -> None:
+        other: list[str] = []
+        for f in sorted(Path(p) for p in paths):
+            if not f.is_file() or f.name.startswith(".") or OUTPUT_TAG in f.name:
+                continue
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                found.append((str(f), base))
+            else:
+                other.append(f.suffix.lower() or "(no suffix)")
+        if other:
+            kinds = ", ".join(sorted(set(other)))
+            notes.append(f"{where}: skipped {len(other)} file{'s' * (len(other) != 1)} of "
+                         f"unsupported type ({kinds}); images: {', '.join(sorted(IMAGE_SUFFIXES))}")
+
     for item in inputs:
         if item == "-":
             found.append(("-", None))
             continue
         path = Path(item)
         if path.is_dir():
-            it = path.rglob("*") if recursive else path.glob("*")
-            files = sorted(
-                f for f in it
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
-                and OUTPUT_TAG not in f.name
-            )
-            found.extend((str(f), path) for f in files)
+            keep(path.rglob("*") if recursive else path.glob("*"), item, path)
         elif path.exists():
             found.append((item, None))
         elif any(c in item for c in "*?["):
-            matches = sorted(glob.glob(item, recursive=recursive))
+            matches = glob.glob(item, recursive=recursive)
             if not matches:
                 raise UsageError(f"{item}: no file matches this pattern")
-            found.extend(
-                (m, None) for m in matches
-                if Path(m).is_file() and Path(m).suffix.lower() in IMAGE_SUFFIXES
-            )
+            keep(matches, item, None)
         else:
             found.append((item, None))  # reported as a missing file, in order
     return found
 
 
-def plan_jobs(inputs: list[str], output: str | None, *, recursive: bool, fmt: str | None) -> list[Job]:
-    """Map inputs to outputs; never onto an input."""
-    found = _expand(inputs, recursive)
+def plan_jobs(inputs: list[str], output: str | None, *, recursive: bool, fmt: str | None,
+              notes: list[str] | None = None) -> list[Job]:
+    """Map inputs to outputs; never onto an input, never two inputs onto one output. What was
+    passed over (files of other types) is added to ``notes``."""
+    found = _expand(inputs, recursive, [] if notes is None else notes)
     if not found:
         raise UsageError("no input images found")
     ext = "." + (fmt or "png")
@@ -212,13 +223,18 @@ def run(args) -> int:
     from nuggy.errors import NuggyError
 
     log = logging.getLogger("nuggy")
+    notes: list[str] = []
     try:
-        jobs = plan_jobs(args.inputs, args.output, recursive=args.recursive, fmt=args.format)
+        jobs = plan_jobs(args.inputs, args.output, recursive=args.recursive, fmt=args.format,
+                         notes=notes)
         config = _config_from_args(args)
         checked = _check_before_work(jobs, config, args)
     except (NuggyError, ValueError, FileNotFoundError) as exc:
         print(f"nuggy remove: {exc}", file=sys.stderr)
         return 2
+    if not args.quiet:
+        for note in notes:
+            print(f"nuggy: {note}", file=sys.stderr)
     return process(jobs, config, args, log, **checked)
 
 

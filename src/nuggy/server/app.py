@@ -196,11 +196,11 @@ def safe_background(text: str | None):
         return Background()
     t = text.strip().lower()
     if t in ("transparent", "none") or t in NAMED_COLOURS:
-        return parse_background(t)
+        return parse_background(t, option="bg=")
     if re.fullmatch(r"#?(?:[0-9a-f]{3}|[0-9a-f]{6})", t):
-        return parse_background("#" + t.lstrip("#"))
+        return parse_background("#" + t.lstrip("#"), option="bg=")
     if re.fullmatch(r"\d{1,3},\d{1,3},\d{1,3}", t) or re.fullmatch(r"blur(?::[0-9.eE+-]{1,12})?", t):
-        return parse_background(t)
+        return parse_background(t, option="bg=")
     raise ValueError(
         f"bg={text!r}: use a colour name ({', '.join(NAMED_COLOURS)}), a hex colour "
         "(%2300ff00 or 00ff00), R,G,B, blur or blur:0.02, or transparent; image backgrounds "
