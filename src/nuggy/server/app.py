@@ -7,10 +7,15 @@ Status codes of ``POST /v1/remove``:
 * 200 — the cut-out (``image/png``, ``image/webp``; ``format=mask`` gives a greyscale PNG).
 * 413 — the body exceeds ``max_upload_bytes``, or the image exceeds ``max_pixels``.
 * 415 — the body is not an image of an accepted format, or cannot be decoded.
-* 422 — a bad parameter (unknown preset, model not available, bad colour, missing image).
-* 503 — saturated: every processing slot and queue place is taken, or the request waited for
-  a slot until its ``request_timeout``; it carries ``Retry-After``. Also sent when the model
-  cannot be loaded (the message names the command that fetches it).
+* 408 — the upload did not arrive within ``upload_timeout``.
+* 422 — a bad parameter (unknown preset, model not available, bad colour, a setting out of its
+  range, missing image).
+* 503 — saturated: every processing slot and queue place is taken (checked before the upload is
+  read: an upload in progress holds a place), or the request waited for a slot until its
+  ``request_timeout``; it carries ``Retry-After``. Also sent when the model cannot be loaded
+  (the message names the command that fetches it).
+
+A client that disconnects during its upload is logged as one INFO line.
 * 504 — processing started but did not finish within ``request_timeout``.
 """
 
@@ -548,46 +553,66 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except NuggyError as exc:  # a setting out of its range or a rule across settings
             raise HTTPException(422, str(exc)) from None
 
-        data = await _read_image(request)
-        # Cheap checks off the event loop: model availability (may stat/hash a file), image header.
         from starlette.concurrency import run_in_threadpool
+        from starlette.requests import ClientDisconnect
 
-        def preflight() -> tuple[str, int, int]:
+        def check_stages() -> None:  # may stat or hash a model file: off the event loop
             _check_model(name, settings)
             _check_matting(config.matting)
-            return _probe(data, settings)
 
-        _, width, height = await run_in_threadpool(preflight)
+        await run_in_threadpool(check_stages)
 
+        # The place in flight is taken before the upload is read: a full server refuses bodies
+        # unread (memory stays bounded), and an upload counts against the bound until it has
+        # arrived or timed out (upload_timeout), so slow clients cannot pile up either.
         if not limiter.admit():
             raise busy(
                 f"busy: {limiter.capacity} requests in flight "
                 f"({limiter.concurrency} processing, {limiter.capacity - limiter.concurrency} "
                 "queued); retry later"
             )
-        deadline = time.monotonic() + settings.request_timeout
-        ticket = _Ticket()
-
-        def job() -> tuple[bytes, dict]:
-            try:
-                if not limiter.acquire(deadline - time.monotonic()):
-                    raise _QueueTimeout
-                t0 = time.perf_counter()
-                try:
-                    if not ticket.try_start():
-                        raise _QueueTimeout
-                    return _work(data, config, base, format, background, app.state)
-                finally:
-                    limiter.release(time.perf_counter() - t0)
-            finally:
-                limiter.leave()
-
-        loop = asyncio.get_running_loop()
+        handed_over = False  # until the job owns the place, leaving is up to this function
         try:
-            fut = loop.run_in_executor(executor, job)
-        except RuntimeError:  # executor shut down
-            limiter.leave()
-            raise busy("the server is shutting down") from None
+            try:
+                data = await asyncio.wait_for(_read_image(request), settings.upload_timeout)
+            except asyncio.TimeoutError:
+                raise HTTPException(
+                    408,
+                    f"the upload did not finish within {settings.upload_timeout:g} s (the "
+                    "operator sets it with nuggy serve --upload-timeout / NUGGY_UPLOAD_TIMEOUT)",
+                    headers={"Connection": "close"},
+                ) from None
+            except ClientDisconnect:  # an abandoned upload is routine: one line, no traceback
+                peer = f"{request.client.host}:{request.client.port}" if request.client else "?"
+                log.info("client %s disconnected during the upload", peer)
+                return Response(status_code=499)  # nobody is left to read it
+            _, width, height = await run_in_threadpool(_probe, data, settings)
+            deadline = time.monotonic() + settings.request_timeout
+            ticket = _Ticket()
+
+            def job() -> tuple[bytes, dict]:
+                try:
+                    if not limiter.acquire(deadline - time.monotonic()):
+                        raise _QueueTimeout
+                    t0 = time.perf_counter()
+                    try:
+                        if not ticket.try_start():
+                            raise _QueueTimeout
+                        return _work(data, config, base, format, background, app.state)
+                    finally:
+                        limiter.release(time.perf_counter() - t0)
+                finally:
+                    limiter.leave()
+
+            loop = asyncio.get_running_loop()
+            try:
+                fut = loop.run_in_executor(executor, job)
+            except RuntimeError:  # executor shut down
+                raise busy("the server is shutting down") from None
+            handed_over = True
+        finally:
+            if not handed_over:
+                limiter.leave()
         done, _ = await asyncio.wait({fut}, timeout=max(0.0, deadline - time.monotonic()))
         if not done:
             fut.add_done_callback(_discard)
@@ -664,6 +689,7 @@ _REMOVE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "the cut-out",
         "content": {"image/png": _BINARY, "image/webp": _BINARY},
     },
+    408: {"description": "the upload took longer than upload_timeout"},
     413: {"description": "body over max_upload_bytes, or image over max_pixels"},
     415: {"description": "not an accepted image format, or undecodable"},
     422: {"description": "bad parameter, missing image, or model not available"},
