@@ -6,7 +6,16 @@ unchanged (hashes), no temp files left, and the output either correct or absent.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
 import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +26,224 @@ from nuggy.cli.main import main
 from conftest import EXAMPLES
 
 pytestmark = pytest.mark.usefixtures("u2netp_path")
+
+
+# --------------------------------------------------------------------------- the corpus
+
+
+@dataclass(frozen=True)
+class Case:
+    """One corpus file: ``size`` (W, H) of the correct cut-out, or ``error`` (a phrase of the
+    one message that must name the file)."""
+
+    size: tuple[int, int] | None = None
+    error: str | None = None
+
+
+def _save(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A valid PNG signature and header claiming width×height, and almost no data: a
+    decompression bomb as far as the header goes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def build_corpus(root: Path) -> dict[str, Case]:
+    """Write the corpus into ``root``; returns the expected outcome per file name."""
+    photo = Image.open(EXAMPLES / "chelsea.jpg").convert("RGB").resize((40, 30))
+    jpeg = _save(photo, "JPEG", quality=90)
+    files: dict[str, tuple[bytes, Case]] = {
+        "empty.jpg": (b"", Case(error="the file is empty")),
+        "truncated.jpg": (jpeg[: len(jpeg) // 2], Case(error="truncated or corrupt")),
+        "text.png": (b"just some text, not a picture\n", Case(error="not a recognised image")),
+        "html.jpg": (b"<!doctype html><title>404</title>", Case(error="not a recognised image")),
+        "dot.png": (_save(Image.new("RGB", (1, 1)), "PNG"), Case(error="1×1 image is too small")),
+        "bomb.png": (_png_header_only(30_000, 30_000), Case(error="exceeds the limit of 100.0 MP")),
+        "cmyk.jpg": (_save(photo.convert("CMYK"), "JPEG"), Case((40, 30))),
+        "grey16.png": (_save(Image.fromarray(
+            (np.asarray(photo.convert("L"), np.uint16) * 257)), "PNG"), Case((40, 30))),
+        "palette.png": (_save(photo.convert("P", palette=Image.Palette.ADAPTIVE), "PNG"), Case((40, 30))),
+        "palette-transparent.gif": (_save(photo.convert("P"), "GIF", transparency=0), Case((40, 30))),
+        "la.png": (_save(photo.convert("LA"), "PNG"), Case((40, 30))),
+        "rgba.webp": (_save(photo.convert("RGBA"), "WEBP", lossless=True), Case((40, 30))),
+        "deflate.tiff": (_save(photo, "TIFF", compression="tiff_deflate"), Case((40, 30))),
+        "plain.bmp": (_save(photo, "BMP"), Case((40, 30))),
+        "animated.gif": (_save(photo, "GIF", save_all=True, append_images=[photo.rotate(180)],
+                               duration=100), Case((40, 30))),
+        "strip.png": (_save(Image.new("RGB", (4000, 2), (200, 10, 10)), "PNG"), Case((4000, 2))),
+        "tiny.png": (_save(photo.resize((2, 2)), "PNG"), Case((2, 2))),
+        "png-named.jpg": (_save(photo, "PNG"), Case((40, 30))),
+        "café ☕ 猫.jpg": (jpeg, Case((40, 30))),
+        "same.jpg": (jpeg, Case((40, 30))),
+        "same.png": (_save(photo.resize((20, 16)), "PNG"), Case((20, 16))),
+    }
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display: the cut-out is 30×40
+    files["rotated.jpg"] = (_save(photo, "JPEG", exif=exif.tobytes()), Case((30, 40)))
+    for name, (data, _) in files.items():
+        (root / name).write_bytes(data)
+    cases = {name: case for name, (_, case) in files.items()}
+    os.symlink("cmyk.jpg", root / "link.jpg")
+    cases["link.jpg"] = Case((40, 30))
+    os.symlink("gone.jpg", root / "dangling.jpg")
+    cases["dangling.jpg"] = Case(error="broken symbolic link (to gone.jpg")
+    (root / "folder.jpg").mkdir()  # a folder named like an image: not an input of a folder run
+    (root / "logo.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    (root / "phone.heic").write_bytes(b"\0\0\0\x18ftypheic")
+    (root / ".hidden.jpg").write_bytes(jpeg)
+    return cases
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, dict[str, Case]]:
+    root = tmp_path_factory.mktemp("corpus")
+    return root, build_corpus(root)
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _no_temp_files(*folders: Path) -> None:
+    for folder in folders:
+        left = [p for p in folder.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".nuggy")]
+        assert left == [], left
+
+
+def _cutout_name(name: str, cases: dict[str, Case]) -> str:
+    stem = name.rsplit(".", 1)[0]
+    shared = sum(n.rsplit(".", 1)[0] == stem for n in cases) > 1
+    return (name if shared else stem) + ".png"
+
+
+def test_folder_run_over_the_whole_corpus(corpus, tmp_path):
+    """One real `nuggy remove` process over the corpus folder: exit 1 (some files are bad),
+    one error line per bad file naming it, a correct RGBA cut-out per good file and nothing
+    else, the unsupported files counted, inputs byte-identical, no temp files, no traceback."""
+    root, cases = corpus
+    before = _hashes(root)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "nuggy", "remove", str(root), "-o", str(out), "--preset", "fast"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    err = proc.stderr
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    bad = {n: c for n, c in cases.items() if c.error}
+    good = {n: c for n, c in cases.items() if c.size}
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == len(bad), err
+    for name, case in bad.items():
+        (line,) = [e for e in errors if e.startswith(f"error: {root / name}: ")]
+        assert case.error in line, line
+    assert f"{root}: skipped 2 files of unsupported type (.heic, .svg)" in err
+    assert f"nuggy: {len(good)} written, 0 skipped, {len(bad)} failed" in err
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted(_cutout_name(n, cases) for n in good)
+    for name, case in good.items():
+        im = Image.open(out / _cutout_name(name, cases))
+        assert (im.format, im.mode, im.size) == ("PNG", "RGBA", case.size), name
+    assert _hashes(root) == before
+    _no_temp_files(root, out)
+
+
+def test_each_bad_file_alone(corpus, tmp_path, capsys):
+    """Each bad file as the only input: exit 1, one message naming it, no output."""
+    root, cases = corpus
+    before = _hashes(root)
+    for name, case in cases.items():
+        if not case.error:
+            continue
+        out = tmp_path / f"{name}.png"
+        assert main(["remove", str(root / name), "-o", str(out), "--preset", "fast"]) == 1, name
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {root / name}: ") and err.count("error: ") == 1, err
+        assert case.error in err.splitlines()[0], err
+        assert not out.exists()
+    assert _hashes(root) == before
+    _no_temp_files(root, tmp_path)
+
+
+def test_python_api_over_the_corpus(corpus, tmp_path):
+    """nuggy.remove on each bad file (as a path, as bytes, and opened with PIL where PIL opens
+    it) raises a NuggyError whose message names it; a few good ones give the right size."""
+    import nuggy
+
+    root, cases = corpus
+    for name, case in cases.items():
+        path = root / name
+        if case.error:
+            with pytest.raises(nuggy.NuggyError, match=case.error.replace("(", r"\(")) as e:
+                nuggy.remove(path, preset="fast")
+            assert str(path) in str(e.value)
+            try:
+                opened = Image.open(path)
+            except Exception:  # noqa: BLE001 - PIL itself refuses it: nothing to pass on
+                continue
+            with pytest.raises(nuggy.NuggyError, match=str(path).replace("(", r"\(")):
+                nuggy.remove(opened, preset="fast")
+    for name in ("rotated.jpg", "grey16.png", "animated.gif"):
+        for source in (root / name, (root / name).read_bytes(), Image.open(root / name)):
+            assert nuggy.remove(source, preset="fast", mask_only=True).size == cases[name].size
+
+
+def test_folders_named_like_images_and_empty_inputs(corpus, capsys):
+    root, _ = corpus
+    assert main(["remove", str(root / "folder.jpg")]) == 2
+    assert f"no input images found in {root / 'folder.jpg'}" in capsys.readouterr().err
+    assert main(["remove", str(root / "*.nothing")]) == 2
+    assert "no file matches this pattern" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("trimap, message, code", [
+    (lambda: Image.new("L", (40, 30), 128), "every pixel is unknown (128)", 2),
+    (lambda: Image.new("RGB", (40, 30), (0, 128, 255)), "colour trimap", 2),
+    (lambda: Image.fromarray(np.tile(np.arange(40, dtype=np.uint8) * 6, (30, 1))), "not a trimap label", 2),
+    (lambda: Image.new("L", (20, 30), 0), "trimap is 20×30 but the image is 40×30", 1),
+    (lambda: None, "no such file", 2),
+    (lambda: b"not an image", "not a recognised image", 2),
+])
+def test_bad_trimaps(corpus, tmp_path, capsys, trimap, message, code):
+    root, _ = corpus
+    made = trimap()
+    path = tmp_path / "trimap.png"
+    if isinstance(made, Image.Image):
+        made.save(path)
+    elif made is not None:
+        path.write_bytes(made)
+    out = tmp_path / "out.png"
+    assert main(["remove", str(root / "cmyk.jpg"), "--trimap", str(path), "-o", str(out)]) == code
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_bad_option_in_a_real_process(corpus, tmp_path):
+    """What a user sees for a bad option: one line, exit 2, no traceback, nothing written."""
+    root, _ = corpus
+    proc = subprocess.run(
+        [sys.executable, "-m", "nuggy", "remove", str(root), "-o", str(tmp_path / "o"),
+         "--island-min-area", "5"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("nuggy remove: island_min_area must be a fraction in 0..1 "
+                                   "(of the largest part's area), got 5.0")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_trimap_outputs_are_distinct(tmp_path, capsys):

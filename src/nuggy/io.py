@@ -105,10 +105,17 @@ def load_image(
         path = Path(os.fspath(source))
         label = name or str(path)
         if not path.exists():
+            if path.is_symlink():
+                raise ImageError(
+                    f"{label}: broken symbolic link (to {os.readlink(path)}, which does not exist)"
+                )
             raise ImageError(f"{label}: no such file")
         if path.is_dir():
             raise ImageError(f"{label}: is a folder, not an image")
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:  # permission denied, a FIFO that fails, an I/O error
+            raise ImageError(f"{label}: cannot read the file ({exc.strerror or exc})") from None
     if not data:
         raise ImageError(f"{label}: the file is empty")
     return decode_image(data, max_pixels=max_pixels, name=label, frame=frame)
@@ -153,7 +160,7 @@ def decode_image(
             "convert it to PNG or JPEG"
         ) from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure becomes an ImageError
-        raise ImageError(f"{name}: cannot open image ({exc})") from None
+        raise _corrupt(name, exc) from None
 
     check_pixels(*im.size, name=name, max_pixels=limit)
     n_frames = getattr(im, "n_frames", 1)

@@ -99,11 +99,12 @@ def _expand(inputs: list[str], recursive: bool, notes: list[str]) -> list[tuple[
     def keep(paths, where: str, base: Path | None) -> None:
         other: list[str] = []
         for f in sorted(Path(p) for p in paths):
-            if not f.is_file() or f.name.startswith(".") or OUTPUT_TAG in f.name:
+            if f.name.startswith(".") or OUTPUT_TAG in f.name:
                 continue
-            if f.suffix.lower() in IMAGE_SUFFIXES:
+            broken = f.is_symlink() and not f.exists()  # reported as a failure, not lost
+            if f.suffix.lower() in IMAGE_SUFFIXES and (broken or f.is_file()):
                 found.append((str(f), base))
-            else:
+            elif f.is_file():
                 other.append(f.suffix.lower() or "(no suffix)")
         if other:
             kinds = ", ".join(sorted(set(other)))
@@ -135,7 +136,8 @@ def plan_jobs(inputs: list[str], output: str | None, *, recursive: bool, fmt: st
     passed over (files of other types) is added to ``notes``."""
     found = _expand(inputs, recursive, [] if notes is None else notes)
     if not found:
-        raise UsageError("no input images found")
+        raise UsageError(f"no input images found in {', '.join(inputs)} (images: "
+                         f"{', '.join(sorted(IMAGE_SUFFIXES))})")
     ext = "." + (fmt or "png")
     many = len(found) > 1 or any(base is not None for _, base in found)
     if "-" in [f for f, _ in found] and len(found) > 1:
