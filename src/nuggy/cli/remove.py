@@ -149,10 +149,10 @@ def plan_jobs(inputs: list[str], output: str | None, *, recursive: bool, fmt: st
     if output and output != "-":
         from nuggy.io import OUTPUT_FORMATS, format_for
 
-        inputs = None
+        described = None
         if many:
-            inputs = f"{len(found)} images" if len(found) > 1 else "a folder"
-        if names_a_file(output, OUTPUT_FORMATS, inputs=inputs):
+            described = f"{len(found)} images" if len(found) > 1 else "a folder"
+        if names_a_file(output, OUTPUT_FORMATS, inputs=described):
             out_file = output
             if fmt and format_for(output) != format_for("x" + ext):
                 raise UsageError(
@@ -282,6 +282,7 @@ def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=
 
     from tqdm import tqdm
 
+    from nuggy.errors import OutputError
     from nuggy.io import ImageError, encode_image, format_for, load_image, atomic_write_bytes
     from nuggy.pipeline.compose import compose
     from nuggy.pipeline.pipeline import Pipeline
@@ -346,6 +347,8 @@ def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=
                 try:
                     fut.result()
                     written += 1
+                except OutputError as exc:  # names the path already
+                    failed.append((job.label, str(exc)))
                 except Exception as exc:  # noqa: BLE001
                     failed.append((job.label, f"cannot write {job.dst}: {exc}"))
                 bar.update(1)

@@ -13,14 +13,12 @@ DESCRIPTION = """Run the HTTP API (FastAPI + uvicorn; needs pip install 'nuggy[s
 
 Routes: POST /v1/remove, GET /v1/models, GET /healthz; interactive docs at /docs.
 Status codes: 408 upload slower than --upload-timeout, 413 body or pixels over the limit,
-415 not an accepted image, 422 bad parameter,
-503 saturated or timed out waiting for a slot (with Retry-After) or model not loadable,
-504 processing exceeded --timeout.
+415 not an accepted image, 422 bad parameter, 503 saturated or timed out waiting for a slot
+(with Retry-After) or model not loadable, 504 processing exceeded --timeout.
 
 Every limit also reads NUGGY_<NAME> from the environment (NUGGY_PORT, NUGGY_MAX_UPLOAD_BYTES,
 NUGGY_MAX_PIXELS, NUGGY_CONCURRENCY, NUGGY_QUEUE, NUGGY_UPLOAD_TIMEOUT, NUGGY_REQUEST_TIMEOUT,
-NUGGY_DEFAULT_MODEL,
-NUGGY_MODELS); flags win. Only models already in the cache (and the default) are served:
+NUGGY_DEFAULT_MODEL, NUGGY_MODELS); flags win. Only models already in the cache (and the default) are served:
 fetch others first with 'nuggy models pull NAME'."""
 
 

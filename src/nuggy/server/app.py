@@ -5,18 +5,18 @@ Build the app with :func:`create_app` (``nuggy serve`` does, through uvicorn's f
 Status codes of ``POST /v1/remove``:
 
 * 200 — the cut-out (``image/png``, ``image/webp``; ``format=mask`` gives a greyscale PNG).
+* 408 — the upload did not arrive within ``upload_timeout``.
 * 413 — the body exceeds ``max_upload_bytes``, or the image exceeds ``max_pixels``.
 * 415 — the body is not an image of an accepted format, or cannot be decoded.
-* 408 — the upload did not arrive within ``upload_timeout``.
 * 422 — a bad parameter (unknown preset, model not available, bad colour, a setting out of its
   range, missing image).
 * 503 — saturated: every processing slot and queue place is taken (checked before the upload is
   read: an upload in progress holds a place), or the request waited for a slot until its
   ``request_timeout``; it carries ``Retry-After``. Also sent when the model cannot be loaded
   (the message names the command that fetches it).
+* 504 — processing started but did not finish within ``request_timeout``.
 
 A client that disconnects during its upload is logged as one INFO line.
-* 504 — processing started but did not finish within ``request_timeout``.
 """
 
 import asyncio
