@@ -77,6 +77,149 @@ def test_bad_file_does_not_stop_the_batch(photos, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["cat.png"]  # no partial files
 
 
+def test_inputs_with_one_stem_get_distinct_outputs(photos, tmp_path, capsys):
+    """Issue 18 (1): cat.jpg and cat.png in one folder used to both write cat.nuggy.png (the
+    second replaced the first, and the summary counted two). Outputs are planned before any
+    work: inputs that would share a name each get their full name in it."""
+    Image.open(EXAMPLES / "coffee.jpg").save(photos / "cat.png")
+    assert main(["remove", str(photos), "--preset", "fast", "--mask-only"]) == 0
+    assert "2 written, 0 skipped, 0 failed" in capsys.readouterr().err
+    outs = sorted(p.name for p in photos.iterdir() if ".nuggy" in p.name)
+    assert outs == ["cat.jpg.nuggy.png", "cat.png.nuggy.png"]
+    cat, cup = (np.asarray(Image.open(photos / n)) for n in outs)
+    assert cat.shape == (300, 451) and cup.shape == (400, 600)  # one output per input
+    # the same into a folder, and two folders whose files share names
+    out = tmp_path / "o"
+    assert main(["remove", str(photos), "-o", str(out), "--preset", "fast", "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["cat.jpg.png", "cat.png.png"]
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(photos / "cat.jpg", other / "cat.jpg")
+    rc = main(["remove", str(photos / "cat.jpg"), str(other / "cat.jpg"), "-o", str(tmp_path / "p")])
+    err = capsys.readouterr().err
+    assert rc == 2 and not (tmp_path / "p").exists()
+    assert f"{photos / 'cat.jpg'} and {other / 'cat.jpg'} would both be written to" in err
+
+
+@pytest.mark.parametrize("name", ["out.bmp", "out.xyz", "out.PNG.gif"])
+def test_output_with_an_unknown_suffix_is_refused(photos, tmp_path, capsys, name):
+    """Issue 18 (6): -o out.bmp / out.xyz exited 0 and created a folder out.bmp/."""
+    out = tmp_path / name
+    assert main(["remove", str(photos / "cat.jpg"), "-o", str(out), "--preset", "fast"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: unknown output format" in err and ".png, .tif, .tiff, .webp" in err
+    assert "end it with /" in err
+    assert list(tmp_path.iterdir()) == [photos]
+
+
+def test_output_file_or_folder(photos, tmp_path, capsys):
+    # a file name for a folder of inputs
+    assert main(["remove", str(photos), "-r", "-o", str(tmp_path / "x.png")]) == 2
+    assert "names one file, but the inputs are 2 images" in capsys.readouterr().err
+    # a name that says one format while --format says another
+    assert main(["remove", str(photos / "cat.jpg"), "-o", str(tmp_path / "x.webp"), "--format", "png"]) == 2
+    assert "--format png" in capsys.readouterr().err
+    assert sorted(tmp_path.iterdir()) == [photos]
+    # a trailing slash makes a dotted name a folder
+    dotted = tmp_path / "cutouts.v2"
+    assert main(["remove", str(photos / "cat.jpg"), "-o", f"{dotted}/", "--preset", "fast", "-q"]) == 0
+    assert [p.name for p in dotted.iterdir()] == ["cat.png"]
+
+
+@pytest.fixture()
+def no_model(monkeypatch):
+    """Loading a model is an error: what is checked here must be refused before that."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the options were checked")
+
+    monkeypatch.setattr("nuggy.pipeline.segment.load_predictors", refuse)
+
+
+@pytest.mark.parametrize("option, message", [
+    # issue 18 (2): 100000 ran 67 s and used 11 GB on this 451×300 photo
+    (["--refine-radius", "100000"], "refine_radius must be a whole number of pixels in 1..256, got 100000"),
+    (["--refine-radius", "-3"], "refine_radius must be a whole number of pixels in 1..256, got -3"),
+    (["--refine-eps", "-1"], "refine_eps must be a number in 1e-12..1"),
+    (["--refine-eps", "nan"], "refine_eps must be a number in 1e-12..1, got nan"),
+    (["--island-min-area", "5"], "island_min_area must be a fraction in 0..1"),
+    (["--trimap-band", "0.5"], "trimap_band must be a fraction in 0..0.1"),
+    (["--matting-prior", "-1"], "matting_prior must be a number in 0..100"),
+    (["--threads", "0"], "threads must be a whole number in 1..256"),
+    (["--class", "cat"], "segmenter_class applies to --segmenter deeplabv3 only"),
+    (["--max-pixels", "-1"], "max_pixels=-1: the pixel limit must be a whole number >= 4"),
+])
+def test_bad_option_values_are_refused_before_any_work(photos, tmp_path, capsys, no_model, option, message):
+    """Issue 18 (2, 8): every numeric option has a range; out of it is a usage error (exit 2)
+    before a model is loaded or an image read, naming the setting and the value."""
+    out = tmp_path / "x.png"
+    assert main(["remove", str(photos / "cat.jpg"), "-o", str(out), *option]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_bad_output_locations_are_refused_before_any_work(photos, tmp_path, capsys, no_model, monkeypatch):
+    """Issue 18 (8): -o x.jpg without --bg, or an output folder that cannot be written, failed
+    only after the model had run on each file."""
+    cat = str(photos / "cat.jpg")
+    assert main(["remove", cat, "-o", str(tmp_path / "x.jpg")]) == 2
+    assert "JPEG has no transparency" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("not a folder")
+    assert main(["remove", cat, "-o", str(tmp_path / "afile" / "x.png")]) == 2
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err
+    import os
+
+    real_access = os.access
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p) == str(ro) else real_access(p, mode, **kw))
+    assert main(["remove", cat, "-o", str(ro / "sub" / "x.png")]) == 2
+    assert f"cannot write into {ro}: permission denied" in capsys.readouterr().err
+    assert main(["remove", cat, "--trimap", str(tmp_path / "nope.png")]) == 2
+    assert "nope.png: no such file" in capsys.readouterr().err
+    assert main(["remove", cat, "--bg", str(tmp_path / "nope.jpg")]) == 2
+    assert "nope.jpg" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "ro", "shoot"]
+    assert list(ro.iterdir()) == []
+
+
+def test_python_api_refuses_bad_options_before_work(monkeypatch):
+    import nuggy
+    from nuggy.errors import ConfigError
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the options were checked")
+
+    monkeypatch.setattr("nuggy.pipeline.segment.load_predictors", refuse)
+    photo = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(ConfigError, match="refine_radius must be a whole number of pixels in 1..256, got 100000") as e:
+        nuggy.remove(photo, refine_radius=100000)
+    assert e.value.field == "refine_radius"
+    with pytest.raises(ConfigError, match="tta must be true or false, got 'no'"):
+        nuggy.remove(photo, tta="no")
+    with pytest.raises(ConfigError, match="matting must be one of"):
+        nuggy.remove(photo, matting="magic")
+    with pytest.raises(nuggy.NuggyError, match="unknown setting 'radius'"):
+        nuggy.remove(photo, radius=3)
+    with pytest.raises(nuggy.NuggyError, match="not a colour name"):
+        nuggy.remove(photo, bg="nonsense")
+    with pytest.raises(FileNotFoundError, match="nope.onnx: weights file not found"):
+        nuggy.remove(photo, weights="nope.onnx")
+
+
+def test_folder_run_says_what_it_skipped(photos, capsys):
+    """Issue 18 (10): .heic / .svg files in a folder were skipped without a word."""
+    (photos / "phone.HEIC").write_bytes(b"\0\0\0\x18ftypheic")
+    (photos / "logo.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    (photos / "notes.txt").write_text("not an image")
+    (photos / ".DS_Store").write_bytes(b"\0")
+    assert main(["remove", str(photos), "--preset", "fast", "--mask-only"]) == 0
+    err = capsys.readouterr().err
+    assert f"{photos}: skipped 3 files of unsupported type (.heic, .svg, .txt)" in err
+    assert err.count("\n") == 1 and (photos / "cat.nuggy.png").is_file()
+
+
 def test_never_overwrites_an_input(photos, capsys):
     src = photos / "cat.png"
     Image.open(photos / "cat.jpg").save(src)
@@ -116,7 +259,7 @@ def test_bad_arguments(photos, tmp_path, capsys):
     assert main(["remove", str(photos / "cat.jpg"), "--preset", "nope"]) == 2
     assert "unknown preset" in capsys.readouterr().err
     assert main(["remove", str(photos / "cat.jpg"), "--preset", "best", "--matting-prior", "-1"]) == 2
-    assert "matting_prior must be a number >= 0" in capsys.readouterr().err
+    assert "matting_prior must be a number in 0..100, got -1" in capsys.readouterr().err
 
 
 def test_stdin_stdout_subprocess():

@@ -182,8 +182,11 @@ def test_atomic_write_failure_keeps_old_file(tmp_path, monkeypatch):
 
 
 def test_save_image_unknown_suffix(rgb, tmp_path):
-    with pytest.raises(ImageError, match="unknown output format"):
+    from nuggy.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown output format '.xyz'; use one of .jpeg"):
         save_image(rgb, tmp_path / "a.xyz")
+    assert list(tmp_path.iterdir()) == []
 
 
 def _current_umask() -> int:
@@ -206,3 +209,59 @@ def test_pixel_limit_holds_for_arrays_and_pil_images(monkeypatch):
     with pytest.raises(ImageError, match="<PIL image>: 30×40"):
         as_rgb_array(Image.fromarray(big))
     assert as_rgb_array(big[:20]).shape == (20, 30, 3)
+
+
+# ------------------------------------------------------------- one exception family (issue 18 item 9)
+
+
+def test_api_errors_are_nuggy_errors_naming_the_input(tmp_path):
+    """A truncated image opened with PIL, a 1×1 image in any form, a bad preset, an unknown
+    model: each raises a NuggyError whose message names the input; a memoryview is accepted
+    like the bytes it views."""
+    import nuggy
+    from nuggy.api import as_rgb_array
+    from nuggy.errors import NuggyError
+
+    data = (EXAMPLES / "chelsea.jpg").read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ImageError, match=r"cut\.jpg.*truncated or corrupt"):
+        as_rgb_array(Image.open(cut))
+
+    dot = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1)).save(dot)
+    for source, label in ((dot, "dot.png"), (Image.open(dot), "dot.png"),
+                          (dot.read_bytes(), "<bytes>"), (np.zeros((1, 1, 3), np.uint8), "<array>")):
+        with pytest.raises(ImageError, match=rf"{label}: 1×1 .*too small"):
+            as_rgb_array(source)
+
+    png = _png_bytes(Image.new("RGB", (6, 4), (10, 20, 30)))
+    np.testing.assert_array_equal(as_rgb_array(memoryview(png)), decode_image(png))
+    with pytest.raises(ImageError, match="<array>: expected"):
+        as_rgb_array(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ImageError, match="unsupported image type list"):
+        as_rgb_array([1, 2, 3])
+
+    assert nuggy.NuggyError is NuggyError
+    with pytest.raises(NuggyError, match="unknown preset 'nope'"):
+        nuggy.remove(dot, preset="nope")
+    with pytest.raises(NuggyError, match="unknown model 'nosuch'; known models:"):
+        nuggy.remove(np.zeros((8, 8, 3), np.uint8), model="nosuch")
+
+
+def test_pixel_limit_is_checked_and_printed_in_real_units(monkeypatch):
+    """Issue 18 (10): --max-pixels -1 was accepted and printed as '-0 MP'."""
+    from nuggy.errors import ConfigError
+
+    data = _png_bytes(Image.new("RGB", (40, 30)))
+    with pytest.raises(ImageError, match=r"40×30 = 1,200 pixels exceeds the limit of 1,000 pixels"):
+        decode_image(data, max_pixels=1000)
+    for bad in (-1, 0, 3, 2.5, True):
+        with pytest.raises(ConfigError, match=rf"max_pixels={bad!r}: the pixel limit must be a whole number >= 4"):
+            decode_image(data, max_pixels=bad)
+    for env in ("-1", "lots", "1e6"):
+        monkeypatch.setenv("NUGGY_MAX_PIXELS", env)
+        with pytest.raises(ConfigError, match=r"NUGGY_MAX_PIXELS="):
+            decode_image(data)
+    monkeypatch.setenv("NUGGY_MAX_PIXELS", " 2000 ")
+    assert decode_image(data).shape == (30, 40, 3)

@@ -471,7 +471,7 @@ def test_best_preset():
 
     assert preset("best").matting == "auto"
     assert preset("best").matting_prior > 0
-    with pytest.raises(ValueError, match="matting_prior must be a number >= 0"):
+    with pytest.raises(ValueError, match="matting_prior must be a number in 0..100"):
         preset("best", matting_prior=-0.1)
 
 
@@ -530,7 +530,7 @@ def test_cli_remove_with_user_trimap(tmp_path, synthetic, capsys, no_fba):
     Image.fromarray(bad, "L").save(tmp_path / "bad.png")
     rc = main(["remove", str(tmp_path / "a.png"), "--trimap", str(tmp_path / "bad.png"),
                "-o", str(tmp_path / "b.png"), "-q"])
-    assert rc == 1
+    assert rc == 2  # refused before the model runs (issue 18 item 8)
     assert "values must be 0, 128, 255" in capsys.readouterr().err
     rc = main(["remove", str(tmp_path / "a.png"), str(tmp_path / "a_trimap.png"), "--trimap",
                str(tmp_path / "a_trimap.png"), "-o", str(tmp_path / "outs"), "-q"])

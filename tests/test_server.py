@@ -349,6 +349,36 @@ def test_422_bad_parameters(client, png, query, needle):
     assert needle in _detail(r)
 
 
+def test_query_bounds_are_the_config_ranges(client, png):
+    """Issue 18 (2): one table of ranges (PipelineConfig's LIMITS) for every front end: the
+    API's documented bounds are those the CLI and Python API enforce."""
+    from nuggy.pipeline.config import LIMITS
+
+    spec = client.get("/openapi.json").json()["paths"]["/v1/remove"]["post"]["parameters"]
+    params = {p["name"]: p["schema"] for p in spec}
+    seen = 0
+    for name, lim in LIMITS.items():
+        if name not in params:
+            continue
+        (schema,) = [s for s in params[name].get("anyOf", [params[name]]) if s.get("type") != "null"]
+        assert schema["maximum"] == lim.hi
+        assert schema["exclusiveMinimum" if lim.lo_open else "minimum"] == lim.lo
+        seen += 1
+    assert seen >= 7
+    r = client.post("/v1/remove?preset=best&trimap_band=0.2", content=png,
+                    headers={"Content-Type": "image/png"})
+    assert r.status_code == 422 and "trimap_band" in _detail(r)
+
+
+@pytest.mark.parametrize("bg", ["300,0,0", "blur:9", "blur:x"])
+def test_bg_errors_speak_the_api(client, png, bg):
+    """Issue 18 (10): the API's error for a bad bg named the CLI flag (--bg)."""
+    r = client.post(f"/v1/remove?preset=fast&bg={bg}", content=png,
+                    headers={"Content-Type": "image/png"})
+    assert r.status_code == 422
+    assert _detail(r).startswith(f"bg={bg!r}: ") and "--bg" not in _detail(r)
+
+
 def test_422_missing_image_field(client, png):
     r = client.post(FAST, files={"photo": ("cat.png", png, "image/png")})
     assert r.status_code == 422
@@ -563,3 +593,93 @@ def test_422_fused_model_list_checked_member_by_member(client, png, monkeypatch)
     assert "nuggy models pull isnet-quint8 --accept-license agpl-3.0" in _detail(r)
     r = client.post(FAST + "&model=u2netp%2B", content=png, headers={"Content-Type": "image/png"})
     assert r.status_code == 422 and "empty name" in _detail(r)
+
+
+# ------------------------------------------------- uploads under load (issue 18 item 7)
+
+
+def _asgi_post(app, chunks, *, query: str = "preset=fast", delay: float = 0.0,
+               disconnect_after: int | None = None, ctype: str = "image/png"):
+    """POST to the ASGI app directly, feeding the body in ``chunks`` (``delay`` s apart;
+    ``disconnect_after`` chunks, then the client goes away). Returns (status, body chunks read,
+    exception raised out of the app or None)."""
+    import asyncio
+
+    total = sum(len(c) for c in chunks)
+    state = {"read": 0, "status": None}
+
+    async def receive():
+        if disconnect_after is not None and state["read"] >= disconnect_after:
+            await asyncio.sleep(delay)
+            return {"type": "http.disconnect"}
+        if state["read"] >= len(chunks):
+            await asyncio.sleep(3600)  # a finished request waits for the disconnect
+        await asyncio.sleep(delay)
+        i = state["read"]
+        state["read"] += 1
+        return {"type": "http.request", "body": chunks[i], "more_body": i + 1 < len(chunks)}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            state["status"] = message["status"]
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/remove", "raw_path": b"/v1/remove", "root_path": "",
+        "query_string": query.encode(), "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "headers": [(b"content-type", ctype.encode()), (b"content-length", str(total).encode())],
+    }
+
+    async def go():
+        try:
+            await asyncio.wait_for(app(scope, receive, send), 30)
+        except Exception as exc:  # noqa: BLE001 - what escapes the app is what uvicorn logs
+            return exc
+        return None
+
+    escaped = asyncio.run(go())
+    return state["status"], state["read"], escaped
+
+
+def _pieces(data: bytes, n: int) -> list[bytes]:
+    step = -(-len(data) // n)
+    return [data[i:i + step] for i in range(0, len(data), step)]
+
+
+def test_saturated_server_refuses_before_reading_the_upload(png):
+    """100 concurrent 19 MB uploads to a full server added 1.3 GB: each body was read whole
+    before the queue limit applied. Now a full server answers 503 before the first chunk."""
+    app = create_app(Settings(concurrency=1, queue=0))
+    with app.state.limiter.hold():
+        status, read, escaped = _asgi_post(app, _pieces(png, 8))
+    assert (status, read, escaped) == (503, 0, None)
+    assert app.state.limiter.queued == 0 and app.state.limiter.active == 0
+
+
+def test_slow_upload_times_out_with_408_and_frees_its_place(png):
+    """Slow uploads had no timeout (300 held open for 70 s)."""
+    app = create_app(Settings(concurrency=1, queue=0, upload_timeout=0.3))
+    t0 = time.monotonic()
+    status, read, escaped = _asgi_post(app, _pieces(png, 20), delay=0.1)
+    assert (status, escaped) == (408, None) and read < 20
+    assert time.monotonic() - t0 < 3
+    assert app.state.limiter.admit()  # the place came back
+
+
+def test_abandoned_upload_is_one_info_line(png, caplog):
+    """Each abandoned upload logged an ERROR with a traceback (301 of them, ~20,000 lines)."""
+    import logging
+
+    app = create_app(Settings(concurrency=1, queue=0))
+    form = (b'--xyz\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+            b"Content-Type: image/png\r\n\r\n" + png + b"\r\n--xyz--\r\n")
+    with caplog.at_level(logging.DEBUG):
+        for ctype, body in (("image/png", png), ("multipart/form-data; boundary=xyz", form)):
+            status, read, escaped = _asgi_post(app, _pieces(body, 8), disconnect_after=3, ctype=ctype)
+            assert escaped is None and read == 3
+    records = [r for r in caplog.records if r.levelno >= logging.INFO]  # DEBUG: other libraries
+    assert [r.levelname for r in records] == ["INFO", "INFO"]
+    assert all("client 127.0.0.1:50000 disconnected during the upload" in r.getMessage()
+               for r in records)
+    assert app.state.limiter.admit()

@@ -233,3 +233,49 @@ def test_load_trimap_file(tmp_path):
         load_trimap(tmp_path / "missing.png")
     with pytest.raises(TrimapError, match="same size"):
         load_trimap(tmp_path / "good.png", shape=(7, 8))
+
+
+# ------------------------------------------------------ solid results (issue 18 item 4)
+
+
+@pytest.mark.parametrize("band", [0.05, 0.1, 0.2, 0.5])
+@pytest.mark.parametrize("shape", [(64, 96), (300, 451), (40, 400)])
+def test_band_never_swallows_a_side(band, shape):
+    """The unknown band reaches 3 × band × diagonal into hard edges: at band 0.2 it covered the
+    whole background of a 96×64 photo (a fully opaque result), at 0.3 everything (fully
+    transparent). Each side keeps its deeper half as definite foreground / background."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    # a soft-edged subject (a wide uncertain ramp: the hardest kind of edge)
+    r = np.hypot((yy - h / 2) / (0.3 * h), (xx - w / 2) / (0.3 * w))
+    prob = np.clip((1.0 - r) * 4 + 0.5, 0, 1).astype(np.float32)
+    t = make_trimap(prob, band=band)
+    fg, bg = prob >= 0.95, prob <= 0.05
+    assert np.count_nonzero(t == 255) > 0 and np.count_nonzero(t == 0) > 0
+    assert np.all(t[t == 255] == 255) and np.all(prob[t == 255] >= 0.5)
+    assert np.all(prob[t == 0] < 0.5)
+    # the deepest pixel of each side stays known
+    from scipy import ndimage
+
+    inside = ndimage.distance_transform_edt(prob >= 0.5)
+    outside = ndimage.distance_transform_edt(prob < 0.5)
+    assert t.flat[np.argmax(inside)] == 255 and t.flat[np.argmax(outside)] == 0
+    assert fg.any() and bg.any()
+
+
+def test_user_trimap_without_known_pixels_is_an_error():
+    """An all-unknown trimap wrote a transparent image (exit 0); one with no definite
+    background an opaque one. Neither can give a result: the error says why."""
+    unknown = np.full((6, 8), 128, np.uint8)
+    with pytest.raises(TrimapError, match=r"t\.png: every pixel is unknown \(128\)"):
+        validate_trimap(unknown, name="t.png")
+    no_bg = unknown.copy()
+    no_bg[:2] = 255
+    with pytest.raises(TrimapError, match=r"t\.png: .*no definite background \(0\)"):
+        validate_trimap(no_bg, name="t.png")
+    no_fg = unknown.copy()
+    no_fg[:2] = 0
+    with pytest.raises(TrimapError, match=r"no definite foreground \(255\)"):
+        validate_trimap(no_fg, name="t.png")
+    # without an unknown region any labels are a result in themselves
+    assert np.all(validate_trimap(np.full((6, 8), 255, np.uint8)) == 255)

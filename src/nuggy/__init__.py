@@ -10,6 +10,9 @@ Quick use::
     result = Pipeline(PipelineConfig(model="u2netp")).run(rgb_uint8_array)
     result.alpha, result.foreground, result.timings
 
+Every error nuggy raises for a bad input, option, model or output is a ``nuggy.NuggyError``
+(see :mod:`nuggy.errors`); its message names the file, field or value and the fix.
+
 Heavy modules (onnxruntime, OpenCV, PyTorch) are imported on first use, so ``import nuggy``
 and ``nuggy --help`` stay instant.
 """
@@ -22,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "NuggyError",
     "remove",
     "Pipeline",
     "PipelineConfig",
@@ -34,6 +38,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "NuggyError": ("nuggy.errors", "NuggyError"),
     "remove": ("nuggy.api", "remove"),
     "load_model": ("nuggy.api", "load_model"),
     "Pipeline": ("nuggy.pipeline.pipeline", "Pipeline"),
@@ -47,6 +52,7 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import load_model, remove
+    from .errors import NuggyError
     from .io import load_image, save_image
     from .pipeline.config import PipelineConfig, Result, preset
     from .pipeline.pipeline import Pipeline

@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ImageError
 from .pipeline.config import PipelineConfig, preset as _preset
 from .pipeline.pipeline import Pipeline
 
-__all__ = ["remove", "load_model", "get_pipeline", "as_rgb_array"]
+__all__ = ["remove", "load_model", "get_pipeline", "as_rgb_array", "preflight"]
 
 _PIPELINES: OrderedDict[tuple, Pipeline] = OrderedDict()
 _LOCK = threading.Lock()
@@ -42,37 +43,79 @@ def load_model(name: str = "u2netp", *, accept_license: str | None = None):
     ).predictor
 
 
-def as_rgb_array(image: Any, *, max_pixels: int | None = None) -> np.ndarray:
-    """Accept a path, bytes, PIL image or array and return RGB uint8 H×W×3."""
-    from .io import _to_rgb_u8, check_pixels, load_image
+def preflight(config: PipelineConfig) -> None:
+    """Every check of ``config`` that needs neither an image nor a model: each registry name of
+    ``model`` exists, and each file it names (weights, model-list members, the FBA checkpoint)
+    is there. Cheap (loads nothing), so front ends run it before any image is read.
 
-    if isinstance(image, (str, os.PathLike, bytes, bytearray)):
+    Raises:
+        UnknownModelError: a name that is not registered (the message lists the known ones).
+        MissingFileError: a named file does not exist (the message names it and its setting).
+    """
+    from .errors import MissingFileError
+    from .registry import get_spec
+
+    if config.segmenter == "salient":
+        from .pipeline.segment import _is_file_member, model_members
+
+        if config.weights and not Path(config.weights).expanduser().is_file():
+            raise MissingFileError(f"{config.weights}: weights file not found (--weights / weights=)")
+        if config.model != "auto":
+            for member in model_members(config.model):
+                if not _is_file_member(member):
+                    get_spec(member)
+                elif not Path(member).expanduser().is_file():
+                    raise MissingFileError(
+                        f"{member}: model file not found (named in model={config.model!r})"
+                    )
+    if config.matting != "none":
+        from .pipeline.matte import resolve_method
+
+        resolve_method(config.matting, config.matting_weights)
+
+
+class _UnsupportedType(ImageError, TypeError):
+    """An object that is not an image at all (a TypeError too, as before)."""
+
+
+def as_rgb_array(image: Any, *, max_pixels: int | None = None) -> np.ndarray:
+    """Accept a path, bytes (or a bytearray / memoryview), binary file object, PIL image or
+    array and return RGB uint8 H×W×3.
+
+    Raises:
+        ImageError: unreadable, corrupt, too large or too small (naming the file, or
+            ``<array>`` / ``<PIL image>`` / ``<bytes>``), or not an image at all.
+    """
+    from .io import check_pixels, load_image, pil_to_rgb
+
+    if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)):
         return load_image(image, max_pixels=max_pixels)
     if isinstance(image, np.ndarray):
         a = image
-        if a.ndim >= 2:
-            check_pixels(a.shape[1], a.shape[0], name="<array>", max_pixels=max_pixels)
+        if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+            raise ImageError(f"<array>: expected an H×W, H×W×3 or H×W×4 array, got shape {a.shape}")
+        check_pixels(a.shape[1], a.shape[0], name="<array>", max_pixels=max_pixels)
         if a.ndim == 2:
             a = np.repeat(a[..., None], 3, axis=2)
-        if a.ndim != 3 or a.shape[2] not in (3, 4):
-            raise ValueError(f"expected H×W, H×W×3 or H×W×4 array, got shape {a.shape}")
         a = a[..., :3]
         if a.dtype != np.uint8:
-            if a.dtype.kind == "f":
-                a = np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
-            else:
-                raise ValueError(f"expected uint8 or float [0, 1] pixels, got {a.dtype}")
+            if a.dtype.kind != "f":
+                raise ImageError(f"<array>: expected uint8 or float [0, 1] pixels, got {a.dtype}")
+            if not np.isfinite(a).all():
+                raise ImageError("<array>: the float pixels contain NaN or infinity")
+            a = np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(a)
     try:
-        from PIL import Image, ImageOps
+        from PIL import Image
     except ImportError:  # pragma: no cover
-        raise TypeError(f"unsupported image type {type(image).__name__}") from None
+        raise _UnsupportedType(f"unsupported image type {type(image).__name__}") from None
     if isinstance(image, Image.Image):
-        check_pixels(*image.size, name="<PIL image>", max_pixels=max_pixels)
-        return _to_rgb_u8(ImageOps.exif_transpose(image), "<PIL image>")
+        name = getattr(image, "filename", "") or "<PIL image>"
+        check_pixels(*image.size, name=name, max_pixels=max_pixels)
+        return pil_to_rgb(image, name)
     if hasattr(image, "read"):
         return load_image(image, max_pixels=max_pixels)
-    raise TypeError(
+    raise _UnsupportedType(
         f"unsupported image type {type(image).__name__}: pass a path, bytes, PIL image or array"
     )
 
@@ -114,11 +157,11 @@ def remove(
     elif weights:
         overrides["model"] = None  # the file's sidecar says what it is
     cfg = _preset(preset, weights=str(weights) if weights else None, **overrides)
+    background = parse_background(bg)
+    preflight(cfg)
     rgb = as_rgb_array(image)
     result = get_pipeline(cfg, accept_license=accept_license).run(rgb)
     if mask_only:
         return Image.fromarray(result.alpha_u8(), "L")
-    out = compose(
-        rgb, result.alpha, foreground=result.foreground, background=parse_background(bg)
-    )
+    out = compose(rgb, result.alpha, foreground=result.foreground, background=background)
     return Image.fromarray(out, "RGBA" if out.shape[2] == 4 else "RGB")

@@ -16,10 +16,15 @@ from typing import IO, Union
 
 import numpy as np
 
+from .errors import ConfigError, ImageError, OutputError, UsageError
+
 __all__ = [
     "ImageError",
     "DEFAULT_MAX_PIXELS",
+    "MIN_SIDE",
     "check_pixels",
+    "pixel_limit",
+    "pil_to_rgb",
     "load_image",
     "decode_image",
     "encode_image",
@@ -30,6 +35,8 @@ __all__ = [
 
 #: Default limit on decoded pixels (guards against decompression bombs): 100 MP.
 DEFAULT_MAX_PIXELS = 100_000_000
+#: Smallest width and height of an image to cut out (the pipeline's filters need 2×2).
+MIN_SIDE = 2
 
 #: Output formats by file suffix.
 OUTPUT_FORMATS = {".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
@@ -38,15 +45,31 @@ OUTPUT_FORMATS = {".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF
 PathLike = Union[str, os.PathLike]
 
 
-class ImageError(ValueError):
-    """An image could not be read or written; the message names the file and the fix."""
-
-
-def _max_pixels(max_pixels: int | None) -> int:
+def pixel_limit(max_pixels: int | None) -> int:
+    """The pixel limit: ``max_pixels``, else ``NUGGY_MAX_PIXELS``, else 100 MP (at least
+    ``MIN_SIDE²``: a smaller limit would refuse every image)."""
     if max_pixels is not None:
-        return int(max_pixels)
-    env = os.environ.get("NUGGY_MAX_PIXELS")
-    return int(env) if env else DEFAULT_MAX_PIXELS
+        source, value = "max_pixels", max_pixels
+    else:
+        env = os.environ.get("NUGGY_MAX_PIXELS", "").strip()
+        if not env:
+            return DEFAULT_MAX_PIXELS
+        source, value = "NUGGY_MAX_PIXELS", env
+        try:
+            value = int(env)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < MIN_SIDE**2:
+        raise ConfigError(
+            f"{source}={value!r}: the pixel limit must be a whole number >= {MIN_SIDE**2} "
+            f"(a {MIN_SIDE}×{MIN_SIDE} image); the default is {DEFAULT_MAX_PIXELS:,}",
+            field="max_pixels",
+        )
+    return int(value)
+
+
+def _pixels(n: int) -> str:
+    return f"{n / 1e6:.1f} MP" if n >= 100_000 else f"{n:,} pixels"
 
 
 def load_image(
@@ -73,7 +96,7 @@ def load_image(
         ImageError: unreadable, truncated or too large; the message names the file and the fix.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data: bytes | None = bytes(source)
+        data = bytes(source)
         label = name or "<bytes>"
     elif hasattr(source, "read"):
         data = source.read()  # type: ignore[union-attr]
@@ -82,10 +105,17 @@ def load_image(
         path = Path(os.fspath(source))
         label = name or str(path)
         if not path.exists():
+            if path.is_symlink():
+                raise ImageError(
+                    f"{label}: broken symbolic link (to {os.readlink(path)}, which does not exist)"
+                )
             raise ImageError(f"{label}: no such file")
         if path.is_dir():
             raise ImageError(f"{label}: is a folder, not an image")
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:  # permission denied, a FIFO that fails, an I/O error
+            raise ImageError(f"{label}: cannot read the file ({exc.strerror or exc})") from None
     if not data:
         raise ImageError(f"{label}: the file is empty")
     return decode_image(data, max_pixels=max_pixels, name=label, frame=frame)
@@ -93,13 +123,18 @@ def load_image(
 
 def check_pixels(w: int, h: int, *, name: str, max_pixels: int | None = None) -> None:
     """Raise :class:`ImageError` when a w×h image exceeds the pixel limit (decompression bombs
-    and images too large to process; default ``NUGGY_MAX_PIXELS`` or 100 MP)."""
-    limit = _max_pixels(max_pixels)
+    and images too large to process; default ``NUGGY_MAX_PIXELS`` or 100 MP) or is smaller
+    than :data:`MIN_SIDE` on a side. Every input type goes through here."""
+    limit = pixel_limit(max_pixels)
     if w * h > limit:
         raise ImageError(
-            f"{name}: {w}×{h} = {w * h / 1e6:.1f} MP exceeds the limit of {limit / 1e6:.0f} MP "
-            "(a guard against decompression bombs); raise it with --max-pixels or "
-            "NUGGY_MAX_PIXELS if the image is genuine"
+            f"{name}: {w}×{h} = {_pixels(w * h)} exceeds the limit of {_pixels(limit)} "
+            "(a guard against decompression bombs); raise it with --max-pixels, max_pixels= "
+            "or NUGGY_MAX_PIXELS if the image is genuine"
+        )
+    if min(w, h) < MIN_SIDE:
+        raise ImageError(
+            f"{name}: {w}×{h} image is too small: it needs at least {MIN_SIDE}×{MIN_SIDE} pixels"
         )
 
 
@@ -107,9 +142,9 @@ def decode_image(
     data: bytes, *, max_pixels: int | None = None, name: str = "<bytes>", frame: int = 0
 ) -> np.ndarray:
     """Decode encoded image bytes to RGB uint8 H×W×3 (see :func:`load_image`)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
-    limit = _max_pixels(max_pixels)
+    limit = pixel_limit(max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -125,24 +160,41 @@ def decode_image(
             "convert it to PNG or JPEG"
         ) from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure becomes an ImageError
-        raise ImageError(f"{name}: cannot open image ({exc})") from None
+        raise _corrupt(name, exc) from None
 
     check_pixels(*im.size, name=name, max_pixels=limit)
-    try:
-        n_frames = getattr(im, "n_frames", 1)
-        if frame:
-            if frame >= n_frames:
-                raise ImageError(f"{name}: has {n_frames} frame(s); frame {frame} does not exist")
+    n_frames = getattr(im, "n_frames", 1)
+    if frame:
+        if frame >= n_frames:
+            raise ImageError(f"{name}: has {n_frames} frame(s); frame {frame} does not exist")
+        try:
             im.seek(frame)
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise _corrupt(name, exc) from None
+    return pil_to_rgb(im, name)
+
+
+def _corrupt(name: str, exc: BaseException) -> ImageError:
+    return ImageError(
+        f"{name}: the image data is truncated or corrupt ({exc}); re-export or re-download it"
+    )
+
+
+def pil_to_rgb(im, name: str) -> np.ndarray:  # im: PIL.Image.Image
+    """Decode a PIL image (``Image.open`` is lazy) to RGB uint8 H×W×3 after EXIF orientation.
+
+    Raises:
+        ImageError: truncated or corrupt data, or an unsupported mode (naming ``name``).
+    """
+    from PIL import ImageOps
+
+    try:
         im.load()
-        im = ImageOps.exif_transpose(im)
-        return _to_rgb_u8(im, name)
+        return _to_rgb_u8(ImageOps.exif_transpose(im), name)
     except ImageError:
         raise
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(
-            f"{name}: the image data is truncated or corrupt ({exc}); re-export or re-download it"
-        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise _corrupt(name, exc) from None
 
 
 def _to_rgb_u8(im, name: str) -> np.ndarray:  # im: PIL.Image.Image
@@ -195,25 +247,28 @@ def _to_pil(array: np.ndarray):
         if a.dtype.kind == "f":
             a = np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
         else:
-            raise ValueError(f"expected uint8 or float in [0, 1], got {a.dtype}")
+            raise ImageError(f"<array>: expected uint8 or float in [0, 1], got {a.dtype}")
     if a.ndim == 2:
         return Image.fromarray(a, "L")
     if a.ndim == 3 and a.shape[2] == 3:
         return Image.fromarray(a, "RGB")
     if a.ndim == 3 and a.shape[2] == 4:
         return Image.fromarray(a, "RGBA")
-    raise ValueError(f"expected H×W, H×W×3 or H×W×4 array, got shape {a.shape}")
+    raise ImageError(f"<array>: expected an H×W, H×W×3 or H×W×4 array, got shape {a.shape}")
 
 
 def encode_image(array: np.ndarray, fmt: str = "PNG", *, quality: int = 95) -> bytes:
     """Encode uint8 H×W (grey), H×W×3 (RGB) or H×W×4 (RGBA) to bytes in ``fmt``.
 
-    JPEG cannot hold transparency: RGBA input raises a ValueError naming the fix.
+    JPEG cannot hold transparency: RGBA input raises a :class:`UsageError` naming the fix.
     """
     fmt = fmt.upper()
     im = _to_pil(array)
     if fmt == "JPEG" and im.mode == "RGBA":
-        raise ValueError("JPEG has no transparency: write PNG/WebP/TIFF, or use --bg to flatten")
+        raise UsageError(
+            "JPEG has no transparency: write PNG/WebP/TIFF, or flatten the cut-out onto a "
+            "background (--bg / bg=)"
+        )
     buf = io.BytesIO()
     kwargs: dict = {}
     if fmt == "PNG":
@@ -243,10 +298,17 @@ def _umask() -> int:
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename."""
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename.
+
+    Raises:
+        OutputError: the folder cannot be made or written (an ``OSError``; names the path).
+    """
     path = Path(os.fspath(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -254,11 +316,13 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
         raise
     return path
 
@@ -269,7 +333,7 @@ def format_for(path: PathLike) -> str:
     try:
         return OUTPUT_FORMATS[suffix]
     except KeyError:
-        raise ImageError(
+        raise UsageError(
             f"{path}: unknown output format {suffix or '(none)'!r}; use one of "
             + ", ".join(sorted(OUTPUT_FORMATS))
         ) from None

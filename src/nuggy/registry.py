@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .errors import UsageError
+
 __all__ = [
     "Source",
     "ModelSpec",
@@ -104,8 +106,8 @@ class ModelSpec:
     preprocessing: str = ""
 
 
-class UnknownModelError(KeyError, ValueError):
-    """Raised for a model name that is not registered (a ValueError too: a usage error)."""
+class UnknownModelError(UsageError, KeyError):
+    """Raised for a model name that is not registered (a usage error, and a KeyError)."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else "unknown model"

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from .errors import NuggyError
 from .registry import ModelSpec, Source, get_spec
 
 __all__ = [
@@ -62,7 +63,7 @@ _TRUE = {"1", "true", "yes", "on"}
 # --------------------------------------------------------------------------- errors
 
 
-class ModelSourceError(Exception):
+class ModelSourceError(NuggyError):
     """Base class of every error raised while locating or fetching a model file."""
 
 

@@ -49,8 +49,15 @@ def run(args) -> int:
     try:
         for s in sizes:
             parse_size(s)
+        if args.output:
+            from nuggy.cli.outputs import names_a_file
+
+            names_a_file(args.output, {".json"})
         config = config_from_args(args)
-    except (ValueError, TypeError) as exc:
+        from nuggy.api import preflight
+
+        preflight(config)  # model names and files before the photo is read
+    except (ValueError, TypeError, FileNotFoundError) as exc:
         print(f"nuggy bench: {exc}", file=sys.stderr)
         return 2
     show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)

@@ -227,7 +227,10 @@ def run(args) -> int:
     if not args.predictions:
         try:
             config = config_from_args(args)  # bad settings first: cheaper than reading data
-        except (ValueError, TypeError) as exc:
+            from nuggy.api import preflight
+
+            preflight(config)  # model names and files too
+        except (ValueError, TypeError, FileNotFoundError) as exc:
             return _err(str(exc))
     try:
         ds, split = _open(args, note)

@@ -55,8 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(message)s",
         stream=sys.stderr,
     )
+    from nuggy.errors import NuggyError, UsageError
+
     try:
         return int(args._module.run(args) or 0)
+    except NuggyError as exc:  # a verb's own handling missed it: still one line, no traceback
+        print(f"nuggy {args.verb}: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

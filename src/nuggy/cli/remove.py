@@ -9,6 +9,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from nuggy.cli.outputs import distinct_outputs, names_a_file
+from nuggy.errors import UsageError
+
 DESCRIPTION = """Cut the subject out of images.
 
   nuggy remove photo.jpg                  -> photo.nuggy.png next to it (or -o PATH)
@@ -86,46 +89,55 @@ class Job:
     label: str
 
 
-class UsageError(Exception):
-    pass
+def _expand(inputs: list[str], recursive: bool, notes: list[str]) -> list[tuple[str, Path | None]]:
+    """(file, base folder or None) for every input; folders and globs expanded, sorted.
 
-
-def _expand(inputs: list[str], recursive: bool) -> list[tuple[str, Path | None]]:
-    """(file, base folder or None) for every input; folders and globs expanded, sorted."""
+    Files of other types found in folders or globs are counted in ``notes`` (hidden files and
+    earlier outputs are passed over without a word)."""
     found: list[tuple[str, Path | None]] = []
+
+    def keep(paths, where: str, base: Path | None) -> None:
+        other: list[str] = []
+        for f in sorted(Path(p) for p in paths):
+            if f.name.startswith(".") or OUTPUT_TAG in f.name:
+                continue
+            broken = f.is_symlink() and not f.exists()  # reported as a failure, not lost
+            if f.suffix.lower() in IMAGE_SUFFIXES and (broken or f.is_file()):
+                found.append((str(f), base))
+            elif f.is_file():
+                other.append(f.suffix.lower() or "(no suffix)")
+        if other:
+            kinds = ", ".join(sorted(set(other)))
+            notes.append(f"{where}: skipped {len(other)} file{'s' * (len(other) != 1)} of "
+                         f"unsupported type ({kinds}); images: {', '.join(sorted(IMAGE_SUFFIXES))}")
+
     for item in inputs:
         if item == "-":
             found.append(("-", None))
             continue
         path = Path(item)
         if path.is_dir():
-            it = path.rglob("*") if recursive else path.glob("*")
-            files = sorted(
-                f for f in it
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
-                and OUTPUT_TAG not in f.name
-            )
-            found.extend((str(f), path) for f in files)
+            keep(path.rglob("*") if recursive else path.glob("*"), item, path)
         elif path.exists():
             found.append((item, None))
         elif any(c in item for c in "*?["):
-            matches = sorted(glob.glob(item, recursive=recursive))
+            matches = glob.glob(item, recursive=recursive)
             if not matches:
                 raise UsageError(f"{item}: no file matches this pattern")
-            found.extend(
-                (m, None) for m in matches
-                if Path(m).is_file() and Path(m).suffix.lower() in IMAGE_SUFFIXES
-            )
+            keep(matches, item, None)
         else:
             found.append((item, None))  # reported as a missing file, in order
     return found
 
 
-def plan_jobs(inputs: list[str], output: str | None, *, recursive: bool, fmt: str | None) -> list[Job]:
-    """Map inputs to outputs; never onto an input."""
-    found = _expand(inputs, recursive)
+def plan_jobs(inputs: list[str], output: str | None, *, recursive: bool, fmt: str | None,
+              notes: list[str] | None = None) -> list[Job]:
+    """Map inputs to outputs; never onto an input, never two inputs onto one output. What was
+    passed over (files of other types) is added to ``notes``."""
+    found = _expand(inputs, recursive, [] if notes is None else notes)
     if not found:
-        raise UsageError("no input images found")
+        raise UsageError(f"no input images found in {', '.join(inputs)} (images: "
+                         f"{', '.join(sorted(IMAGE_SUFFIXES))})")
     ext = "." + (fmt or "png")
     many = len(found) > 1 or any(base is not None for _, base in found)
     if "-" in [f for f, _ in found] and len(found) > 1:
@@ -135,19 +147,25 @@ def plan_jobs(inputs: list[str], output: str | None, *, recursive: bool, fmt: st
     out_dir: Path | None = None
     out_file: str | None = None
     if output and output != "-":
-        op = Path(output)
-        if not many and not op.is_dir() and op.suffix.lower() in {
-            ".png", ".webp", ".tif", ".tiff", ".jpg", ".jpeg"
-        }:
+        from nuggy.io import OUTPUT_FORMATS, format_for
+
+        described = None
+        if many:
+            described = f"{len(found)} images" if len(found) > 1 else "a folder"
+        if names_a_file(output, OUTPUT_FORMATS, inputs=described):
             out_file = output
+            if fmt and format_for(output) != format_for("x" + ext):
+                raise UsageError(
+                    f"-o {output} and --format {fmt} disagree; drop --format (it names the "
+                    "format of generated names) or change the suffix"
+                )
         else:
-            out_dir = op
+            out_dir = Path(output)
     jobs: list[Job] = []
-    claimed: set[str] = set()
+    candidates: list[tuple[str, str, str]] = []
     for src, base in found:
         if src == "-":
-            dst = output if output else "-"
-            jobs.append(Job("-", dst, "<stdin>"))
+            jobs.append(Job("-", output if output else "-", "<stdin>"))
             continue
         sp = Path(src)
         if output == "-":
@@ -156,14 +174,18 @@ def plan_jobs(inputs: list[str], output: str | None, *, recursive: bool, fmt: st
             dst = out_file
         elif out_dir is not None:
             rel = sp.relative_to(base) if base is not None else Path(sp.name)
-            dst_p = out_dir / rel.with_suffix(ext)
-            if str(dst_p) in claimed:  # a.jpg and a.png in one folder
-                dst_p = out_dir / rel.with_name(rel.name + ext)
-            dst = str(dst_p)
+            candidates.append((src, str(out_dir / rel.with_suffix(ext)),
+                               str(out_dir / rel.with_name(rel.name + ext))))
+            dst = None
         else:
-            dst = str(sp.with_name(sp.stem + OUTPUT_TAG + ext))
-        claimed.add(dst)
+            candidates.append((src, str(sp.with_name(sp.stem + OUTPUT_TAG + ext)),
+                               str(sp.with_name(sp.name + OUTPUT_TAG + ext))))
+            dst = None
         jobs.append(Job(src, dst, src))
+    planned = iter(distinct_outputs(candidates))
+    for job in jobs:
+        if job.dst is None:
+            job.dst = next(planned)
     return jobs
 
 
@@ -200,39 +222,71 @@ def _config_from_args(args):
 def run(args) -> int:
     import logging
 
-    log = logging.getLogger("nuggy")
-    try:
-        jobs = plan_jobs(args.inputs, args.output, recursive=args.recursive, fmt=args.format)
-        if args.format == "jpg" and not args.bg and not args.mask_only:
-            raise UsageError("JPEG has no transparency: add --bg (e.g. --bg white) or use png/webp")
-        config = _config_from_args(args)
-        if args.trimap and len(jobs) != 1:
-            raise UsageError("--trimap takes exactly one INPUT (the trimap belongs to one image)")
-        if config.matting == "fba":  # a missing checkpoint is one clear error up front
-            from nuggy.pipeline.matte import resolve_method
+    from nuggy.errors import NuggyError
 
-            resolve_method("fba", config.matting_weights)
-    except (UsageError, ValueError, FileNotFoundError) as exc:
+    log = logging.getLogger("nuggy")
+    notes: list[str] = []
+    try:
+        jobs = plan_jobs(args.inputs, args.output, recursive=args.recursive, fmt=args.format,
+                         notes=notes)
+        config = _config_from_args(args)
+        checked = _check_before_work(jobs, config, args)
+    except (NuggyError, ValueError, FileNotFoundError) as exc:
         print(f"nuggy remove: {exc}", file=sys.stderr)
         return 2
-    return process(jobs, config, args, log)
+    if not args.quiet:
+        for note in notes:
+            print(f"nuggy: {note}", file=sys.stderr)
+    return process(jobs, config, args, log, **checked)
 
 
-def process(jobs: list[Job], config, args, log) -> int:
+def _check_before_work(jobs: list[Job], config, args) -> dict:
+    """Everything that can be refused before a model is loaded or an image read: the pixel
+    limit, model names and files, JPEG outputs without a background, the background, the user
+    trimap, and the output folders. Returns the parsed background and trimap."""
+    from nuggy.api import preflight
+    from nuggy.cli.outputs import check_writable
+    from nuggy.errors import OutputError
+    from nuggy.io import format_for, pixel_limit
+    from nuggy.pipeline.compose import parse_background
+
+    pixel_limit(args.max_pixels)
+    if args.trimap and len(jobs) != 1:
+        raise UsageError("--trimap takes exactly one INPUT (the trimap belongs to one image)")
+    preflight(config)
+    flat = bool(args.bg) or args.mask_only
+    for job in jobs:
+        name = "x." + (args.format or "png") if job.dst == "-" else job.dst
+        if not flat and format_for(name) == "JPEG":
+            shown = "--format jpg" if job.dst == "-" else job.dst
+            raise UsageError(
+                f"{shown}: JPEG has no transparency: add --bg (e.g. --bg white) or --mask-only, "
+                "or write .png / .webp"
+            )
+    background = parse_background(args.bg) if args.bg else None
+    trimap = None
+    if args.trimap:
+        from nuggy.pipeline.trimap import load_trimap
+
+        trimap = load_trimap(args.trimap)
+    for folder in sorted({os.path.dirname(os.path.abspath(j.dst)) for j in jobs if j.dst != "-"}):
+        check_writable(folder)
+    for job in jobs:
+        if job.dst != "-" and os.path.isdir(job.dst):
+            raise OutputError(f"{job.dst}: is a folder; the output for {job.label} would go there")
+    return {"background": background, "user_trimap": trimap}
+
+
+def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=None) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
 
+    from nuggy.errors import OutputError
     from nuggy.io import ImageError, encode_image, format_for, load_image, atomic_write_bytes
-    from nuggy.pipeline.compose import compose, parse_background
+    from nuggy.pipeline.compose import compose
     from nuggy.pipeline.pipeline import Pipeline
     from nuggy.sources import ModelSourceError
-
-    try:
-        background = parse_background(args.bg) if args.bg else None
-    except (ValueError, ImageError) as exc:
-        print(f"nuggy remove: {exc}", file=sys.stderr)
-        return 2
 
     inputs = {os.path.abspath(j.src) for j in jobs if j.src != "-"}
     todo: list[Job] = []
@@ -251,8 +305,7 @@ def process(jobs: list[Job], config, args, log) -> int:
         todo.append(j)
 
     pipe = Pipeline(config, accept_license=args.accept_license)
-    user_trimap_path = getattr(args, "trimap", None)
-    if todo and not user_trimap_path:
+    if todo and user_trimap is None:
         try:
             pipe.predictor  # load once, so a missing model is one clear error, not one per file
         except (ModelSourceError, FileNotFoundError, ValueError, RuntimeError) as exc:
@@ -294,6 +347,8 @@ def process(jobs: list[Job], config, args, log) -> int:
                 try:
                     fut.result()
                     written += 1
+                except OutputError as exc:  # names the path already
+                    failed.append((job.label, str(exc)))
                 except Exception as exc:  # noqa: BLE001
                     failed.append((job.label, f"cannot write {job.dst}: {exc}"))
                 bar.update(1)
@@ -304,12 +359,12 @@ def process(jobs: list[Job], config, args, log) -> int:
                 reads.append(reader.submit(read, todo[i + 2]))
             try:
                 image = fut.result()
-                user_trimap = None
-                if user_trimap_path:
-                    from nuggy.pipeline.trimap import load_trimap
+                trimap = None
+                if user_trimap is not None:
+                    from nuggy.pipeline.trimap import validate_trimap
 
-                    user_trimap = load_trimap(user_trimap_path, shape=image.shape[:2])
-                result = pipe.run(image, trimap=user_trimap)
+                    trimap = validate_trimap(user_trimap, shape=image.shape[:2], name=args.trimap)
+                result = pipe.run(image, trimap=trimap)
             except (ImageError, ValueError, OSError) as exc:
                 failed.append((job.label, str(exc)))
                 bar.update(1)

@@ -12,13 +12,13 @@ DESCRIPTION = """Run the HTTP API (FastAPI + uvicorn; needs pip install 'nuggy[s
   curl --data-binary @cat.jpg -H 'Content-Type: image/jpeg' 'localhost:8000/v1/remove' -o cat.png
 
 Routes: POST /v1/remove, GET /v1/models, GET /healthz; interactive docs at /docs.
-Status codes: 413 body or pixels over the limit, 415 not an accepted image, 422 bad parameter,
-503 saturated or timed out waiting for a slot (with Retry-After) or model not loadable,
-504 processing exceeded --timeout.
+Status codes: 408 upload slower than --upload-timeout, 413 body or pixels over the limit,
+415 not an accepted image, 422 bad parameter, 503 saturated or timed out waiting for a slot
+(with Retry-After) or model not loadable, 504 processing exceeded --timeout.
 
 Every limit also reads NUGGY_<NAME> from the environment (NUGGY_PORT, NUGGY_MAX_UPLOAD_BYTES,
-NUGGY_MAX_PIXELS, NUGGY_CONCURRENCY, NUGGY_QUEUE, NUGGY_REQUEST_TIMEOUT, NUGGY_DEFAULT_MODEL,
-NUGGY_MODELS); flags win. Only models already in the cache (and the default) are served:
+NUGGY_MAX_PIXELS, NUGGY_CONCURRENCY, NUGGY_QUEUE, NUGGY_UPLOAD_TIMEOUT, NUGGY_REQUEST_TIMEOUT,
+NUGGY_DEFAULT_MODEL, NUGGY_MODELS); flags win. Only models already in the cache (and the default) are served:
 fetch others first with 'nuggy models pull NAME'."""
 
 
@@ -40,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="requests that may wait for a slot (default 8; 503 beyond)")
     lim.add_argument("--timeout", type=float, default=None, metavar="S",
                      help="seconds per request (default 60; 503 if still queued, 504 if processing)")
+    lim.add_argument("--upload-timeout", type=float, default=None, metavar="S",
+                     help="seconds an upload may take (default 30; 408 beyond)")
     mod = p.add_argument_group("models")
     mod.add_argument("--default-model", default=None, metavar="NAME",
                      help="model used when a request names none (default u2netp)")
@@ -65,6 +67,7 @@ def settings_from_args(args):
         concurrency=args.concurrency,
         queue=args.queue,
         request_timeout=args.timeout,
+        upload_timeout=args.upload_timeout,
         default_model=args.default_model,
         models=(_names(args.models) or None) if args.models is not None else None,
         docs=False if args.no_docs else None,
@@ -106,6 +109,19 @@ def run(args) -> int:
         port=settings.port,
         workers=settings.workers,
         log_level=args.log_level,
+        log_config=log_config(args.log_level),
         timeout_graceful_shutdown=5,
     )
     return 0
+
+
+def log_config(level: str = "info") -> dict:
+    """uvicorn's logging set-up, with nuggy's own messages (``nuggy.server``: client
+    disconnects, unexpected errors) through the same handler at ``level`` (``--log-level``)."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    cfg = copy.deepcopy(LOGGING_CONFIG)
+    cfg["loggers"]["nuggy"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return cfg

@@ -43,13 +43,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _outputs(inputs: list[str], output: str | None) -> list[tuple[str, str]]:
-    if output and len(inputs) == 1 and Path(output).suffix.lower() == ".png" and not Path(output).is_dir():
+    """``(input, output)`` pairs, planned before any work; never two inputs to one output."""
+    from nuggy.cli.outputs import distinct_outputs, names_a_file
+
+    many = f"{len(inputs)} images" if len(inputs) > 1 else None
+    if output and names_a_file(output, {".png"}, inputs=many):
         return [(inputs[0], output)]
-    if output is None:
-        return [(s, str(Path(s).with_name(Path(s).stem + SUFFIX))) for s in inputs]
-    if Path(output).suffix and not Path(output).is_dir():
-        raise ValueError(f"{output}: with several inputs (or a non-PNG name) -o must be a folder")
-    return [(s, str(Path(output) / (Path(s).stem + SUFFIX))) for s in inputs]
+    folder = (lambda s: Path(s).parent) if output is None else (lambda s: Path(output))
+    candidates = [
+        (s, str(folder(s) / (Path(s).stem + SUFFIX)), str(folder(s) / (Path(s).name + SUFFIX)))
+        for s in inputs
+    ]
+    return list(zip(inputs, distinct_outputs(candidates)))
 
 
 def run(args) -> int:

@@ -9,6 +9,8 @@ from typing import Literal
 
 import numpy as np
 
+from ..errors import UsageError
+
 __all__ = ["Background", "parse_background", "compose", "NAMED_COLOURS"]
 
 NAMED_COLOURS = {
@@ -37,10 +39,11 @@ class Background:
     blur_sigma: float = 0.01
 
 
-def parse_background(text: str | None, *, load=None) -> Background:
+def parse_background(text: str | None, *, load=None, option: str = "--bg ") -> Background:
     """Parse a ``--bg`` value: ``white``, ``#00ff00``, ``#0f0``, ``255,0,0``, ``blur``,
     ``blur:0.02``, ``transparent``, or a path to an image (read with ``load``,
-    default :func:`nuggy.io.load_image`)."""
+    default :func:`nuggy.io.load_image`). Errors start with ``option`` and the value
+    (``--bg 'x': …``; the HTTP API passes ``bg=``)."""
     if text is None or text == "" or text.lower() in ("none", "transparent"):
         return Background()
     t = text.strip()
@@ -57,7 +60,7 @@ def parse_background(text: str | None, *, load=None) -> Background:
     if m:
         rgb = tuple(int(v) for v in m.groups())
         if max(rgb) > 255:
-            raise ValueError(f"--bg {text!r}: colour components must be 0..255")
+            raise UsageError(f"{option}{text!r}: colour components must be 0..255")
         return Background("colour", colour=rgb)
     if low == "blur" or low.startswith("blur:"):
         sigma = 0.01
@@ -65,17 +68,17 @@ def parse_background(text: str | None, *, load=None) -> Background:
             try:
                 sigma = float(low.split(":", 1)[1])
             except ValueError:
-                raise ValueError(f"--bg {text!r}: blur strength must be a number, e.g. blur:0.02")
+                raise UsageError(f"{option}{text!r}: blur strength must be a number, e.g. blur:0.02")
             if not 0 < sigma <= 0.5:
-                raise ValueError(f"--bg {text!r}: blur strength is a fraction of the diagonal in (0, 0.5]")
+                raise UsageError(f"{option}{text!r}: blur strength is a fraction of the diagonal in (0, 0.5]")
         return Background("blur", blur_sigma=sigma)
     path = Path(t).expanduser()
     if path.is_file():
         if load is None:
             from ..io import load_image as load
         return Background("image", image=load(path))
-    raise ValueError(
-        f"--bg {text!r}: not a colour name ({', '.join(NAMED_COLOURS)}), hex colour (#00ff00), "
+    raise UsageError(
+        f"{option}{text!r}: not a colour name ({', '.join(NAMED_COLOURS)}), hex colour (#00ff00), "
         "R,G,B triple, 'blur[:strength]', 'transparent', or an existing image file"
     )
 

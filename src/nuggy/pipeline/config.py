@@ -9,13 +9,76 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
+
+from ..errors import ConfigError, UsageError
 
 __all__ = ["PipelineConfig", "Result", "PRESETS", "preset"]
 
 MattingMethod = Literal["none", "auto", "fba", "cf", "knn", "lkm", "guided"]
+MATTING_METHODS: tuple[str, ...] = get_args(MattingMethod)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The range of a numeric setting, from what it means; ``check`` raises a
+    :class:`~nuggy.errors.ConfigError` naming the setting, the range and the value."""
+
+    lo: float
+    hi: float
+    kind: Literal["int", "float", "fraction"] = "float"
+    lo_open: bool = False  # lo itself is excluded
+    unit: str = ""
+
+    def check(self, name: str, value: object) -> None:
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+            value, (bool, np.bool_)
+        )
+        if ok and self.kind == "int":
+            ok = isinstance(value, (int, np.integer))
+        if ok:
+            v = float(value)
+            ok = math.isfinite(v) and (v > self.lo if self.lo_open else v >= self.lo) and v <= self.hi
+        if not ok:
+            what = {"int": "a whole number", "float": "a number", "fraction": "a fraction"}[self.kind]
+            unit = f" of {self.unit}" if self.unit and self.kind == "int" else ""
+            rng = f"{self.lo:g}..{self.hi:g}" + (f", above {self.lo:g}" if self.lo_open else "")
+            tail = f" ({self.unit})" if self.unit and self.kind != "int" else ""
+            raise ConfigError(f"{name} must be {what}{unit} in {rng}{tail}, got {value!r}",
+                              field=name)
+
+
+#: Ranges of the numeric settings (``None`` stays allowed where it is the default). Every front
+#: end uses this table: the CLI and the Python API through :class:`PipelineConfig`, the HTTP API
+#: also for its documented query bounds.
+LIMITS: dict[str, Limit] = {
+    # ONNX Runtime intra-op threads: above the core count they only oversubscribe; 256 bounds
+    # how many threads a request can make the process start.
+    "threads": Limit(1, 256, "int"),
+    # depth inside the 0.5 contour beyond which the subject is opaque
+    "interior_depth": Limit(0, 0.2, "fraction", lo_open=True, unit="of the image diagonal"),
+    # guided-filter window radius. The default is 4 × the model-to-image scale (4f) and quality
+    # rose up to ~8f (refine.default_refine_params); 8f at the 100 MP input limit is ~250 px.
+    # (A radius larger than the image gives the same result as the image's size: box_filter
+    # clamps it, so cost stays bounded.)
+    "refine_radius": Limit(1, 256, "int", unit="pixels"),
+    # a variance of 0..1 intensities: below refine.MIN_EPS float32 rounding dominates; a
+    # window's variance is at most 0.25, so at 1 the filter is a plain box blur
+    "refine_eps": Limit(1e-12, 1.0),
+    # how far beyond the edge core the filter reaches (default f/2 px); same bound as the radius
+    "refine_band": Limit(0, 256, "int", unit="pixels"),
+    # a fraction of the largest component: above 1 even the subject itself would be dropped
+    "island_min_area": Limit(0, 1, "fraction", unit="of the largest part's area"),
+    "hole_max_area": Limit(0, 1, "fraction", unit="of the subject's area"),
+    # weight of the segmentation prior against the matting Laplacian; at 100 the prior
+    # overrides the colour model wherever it is not exactly 0.5
+    "matting_prior": Limit(0, 100),
+    # base half-width of the trimap's unknown band; hard edges get 3× that, so at 0.1 the band
+    # is already 0.3 of the diagonal wide on each side: beyond, it covers nearly any image
+    "trimap_band": Limit(0, 0.1, "fraction", unit="of the image diagonal"),
+}
 
 
 @dataclass(frozen=True)
@@ -100,16 +163,65 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         from .fuse import FUSIONS
 
-        if self.fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
-        for name in ("matting_prior", "trimap_band"):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in LIMITS:
+                if not (value is None and f.default is None):
+                    LIMITS[f.name].check(f.name, value)
+            elif f.type == "bool" and not isinstance(value, (bool, np.bool_)):
+                raise ConfigError(f"{f.name} must be true or false, got {value!r}", field=f.name)
+        choices = {
+            "segmenter": ("salient", "deeplabv3"),
+            "backend": ("onnx", "torch"),
+            "fusion": tuple(FUSIONS),
+            "matting": MATTING_METHODS,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}",
+                    field=name,
+                )
+        for name in ("model", "weights", "segmenter_class", "matting_weights"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+            if value is not None and not (isinstance(value, str) and value.strip()):
+                raise ConfigError(f"{name} must be a non-empty string or None, got {value!r}",
+                                  field=name)
+        if self.providers is not None and not (
+            isinstance(self.providers, tuple) and all(isinstance(p, str) for p in self.providers)
+        ):
+            raise ConfigError(f"providers must be a tuple of names or None, got {self.providers!r}",
+                              field="providers")
+        if self.segmenter == "deeplabv3" and not self.segmenter_class:
+            raise ConfigError(
+                "segmenter 'deeplabv3' needs --class NAME / segmenter_class= (the class to cut "
+                "out: cat, dog, person…)", field="segmenter_class",
+            )
+        if self.segmenter == "salient" and self.segmenter_class:
+            raise ConfigError(
+                f"segmenter_class={self.segmenter_class!r}: segmenter_class applies to "
+                "--segmenter deeplabv3 only (segmenter='deeplabv3')", field="segmenter_class",
+            )
+        if self.segmenter == "salient" and not self.model and not self.weights:
+            raise ConfigError("no model: give a registry name (--model / model=) or a file "
+                              "(--weights / weights=)", field="model")
 
     def replace(self, **changes: object) -> PipelineConfig:
-        """A copy with ``changes`` applied (unknown names raise ``TypeError``)."""
+        """A copy with ``changes`` applied (unknown names raise :class:`UnknownSetting`, a
+        ``TypeError`` too)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise UnknownSetting(
+                f"unknown setting {', '.join(map(repr, unknown))}; settings: "
+                + ", ".join(f.name for f in dataclasses.fields(self)),
+                field=unknown[0],
+            )
         return dataclasses.replace(self, **changes)
+
+
+class UnknownSetting(ConfigError, TypeError):
+    """A setting that :class:`PipelineConfig` does not have (a ``TypeError`` too, as the
+    dataclass raised before)."""
 
 
 PRESETS: dict[str, PipelineConfig] = {
@@ -132,7 +244,7 @@ def preset(name: str, **overrides: object) -> PipelineConfig:
     try:
         cfg = PRESETS[name]
     except KeyError:
-        raise ValueError(
+        raise UsageError(
             f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}"
         ) from None
     return cfg.replace(**overrides) if overrides else cfg

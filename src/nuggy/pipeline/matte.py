@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import MissingFileError
+
 __all__ = [
     "AUTO_CLASSICAL",
     "MAX_UNKNOWN",
@@ -62,7 +64,9 @@ def find_fba_weights(weights: str | None = None) -> Path | None:
     if weights:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: FBA checkpoint not found (matting_weights)")
+            raise MissingFileError(
+                f"{path}: FBA checkpoint not found (--matting-weights / matting_weights=)"
+            )
         return path
     from ..sources import models_dir
 
@@ -80,7 +84,7 @@ def resolve_method(method: str, weights: str | None = None) -> str:
     if method == "fba" and find_fba_weights(weights) is None:
         from ..sources import models_dir
 
-        raise FileNotFoundError(
+        raise MissingFileError(
             "FBA Matting needs its checkpoint FBA.pth (Forte & Pitié, from the authors' "
             f"repository): pass it with --matting-weights PATH or put it in {models_dir()}; "
             "or use --matting auto|cf|knn|lkm|guided"
@@ -176,17 +180,25 @@ def matte(
             ``matting_weights``, ``matting_prior``, ``trimap_band``).
         trimap: a user trimap (uint8 H×W, 0/128/255; validated) that replaces the automatic one.
 
+    An automatic trimap with an unknown region but no definite foreground or background
+    (:func:`~nuggy.pipeline.trimap.unsolvable`) is not solved: the pipeline's alpha is returned.
+
     Returns:
         ``(alpha, foreground, trimap)``: float32 H×W alpha in [0, 1] (exactly 0 / 1 on the
         trimap's known pixels), FBA's float32 H×W×3 foreground in [0, 1] or ``None`` (the
         pipeline then estimates it), and the uint8 trimap used.
     """
-    from .trimap import make_trimap, validate_trimap
+    from .trimap import make_trimap, unsolvable, validate_trimap
 
     if trimap is None:
         if alpha is None:
             raise ValueError("matte needs the pipeline's alpha or a trimap")
         trimap = make_trimap(alpha, band=cfg.trimap_band, image=image)
+        if unsolvable(trimap):  # e.g. a map uncertain everywhere: a solver would return a
+            # solid matte (all 0 or all 1)
+            log.info("matting skipped: the automatic trimap has no definite foreground or "
+                     "background; the segmentation's alpha is kept")
+            return alpha.astype(np.float32, copy=False), None, trimap
     else:
         trimap = validate_trimap(trimap, shape=image.shape[:2])
     method = "auto" if cfg.matting == "none" else cfg.matting

@@ -61,7 +61,8 @@ def box_filter(x: np.ndarray, radius: int) -> np.ndarray:
     Args:
         x: H×W or H×W×C array. float32/float64 are kept; float16 becomes float32; integer and
             bool inputs become float64 (as :func:`numpy.mean` does).
-        radius: window radius ``r >= 0`` in pixels (``0`` returns a copy).
+        radius: window radius ``r >= 0`` in pixels (``0`` returns a copy; radii beyond the
+            image's size give the same result as ``max(H, W) - 1``).
 
     Returns:
         Array of the same shape as ``x``.
@@ -81,6 +82,9 @@ def box_filter(x: np.ndarray, radius: int) -> np.ndarray:
     if radius == 0 or x.size == 0:
         return x.copy()
     h, w = x.shape[:2]
+    # a window of radius max(h, w) - 1 already covers the whole image from every pixel: larger
+    # radii give the same means, and OpenCV's cost (padding) would grow with the kernel
+    radius = min(radius, max(h, w) - 1) or 1
     k = 2 * radius + 1
     src = np.ascontiguousarray(x)
     if x.ndim == 3 and x.shape[2] > 512:  # OpenCV's channel limit

@@ -30,6 +30,8 @@ from typing import Union
 
 import numpy as np
 
+from ..errors import ImageError
+
 __all__ = [
     "UNKNOWN",
     "FOREGROUND",
@@ -37,6 +39,7 @@ __all__ = [
     "TrimapError",
     "make_trimap",
     "validate_trimap",
+    "unsolvable",
     "load_trimap",
     "band_pixels",
 ]
@@ -55,7 +58,7 @@ _THIN_DENSITY = 0.10
 PathLike = Union[str, os.PathLike]
 
 
-class TrimapError(ValueError):
+class TrimapError(ImageError):
     """A trimap is invalid; the message names it, what was found and the fix."""
 
 
@@ -177,6 +180,8 @@ def make_trimap(
 
     Returns:
         uint8 H×W trimap with values 0 (background), 128 (unknown), 255 (foreground) only.
+        Where the mask has both sides, the band leaves each side's pixels deeper than half
+        its greatest depth known, whatever ``band`` (uncertain pixels are unknown anyway).
     """
     import cv2
 
@@ -215,6 +220,12 @@ def make_trimap(
         src[edge] = 0
         dist = cv2.distanceTransform(src, cv2.DIST_L2, 5)
         del src
+        # The band must not swallow a side: wide bands on small subjects (or on a thin strip of
+        # background) made every pixel unknown, and the solver then returned a solid matte.
+        # Each side keeps the pixels deeper than half its greatest depth from the edge.
+        cap = np.where(mask, np.float32(0.5 * dist[mask].max()), np.float32(0.5 * dist[~mask].max()))
+        np.minimum(half, cap, out=half)
+        del cap
         unknown |= dist <= half
     trimap = np.where(mask, np.uint8(FOREGROUND), np.uint8(BACKGROUND))
     trimap[unknown] = UNKNOWN
@@ -246,7 +257,8 @@ def validate_trimap(
     tools write, is read as unknown) are snapped to them; bool masks and floats in [0, 1]
     (0, 0.5, 1, same tolerance in 0..255 units) too. Anything else is an error: JPEG-compressed
     and anti-aliased trimaps carry many in-between values and must be re-exported, because
-    silently mapping them would turn edge pixels into "definite" ones.
+    silently mapping them would turn edge pixels into "definite" ones. A trimap with an unknown
+    region but no definite foreground or background is an error too (see :func:`unsolvable`).
 
     Args:
         trimap: the array to check (not modified).
@@ -297,7 +309,32 @@ def validate_trimap(
             "(background, unknown, foreground). Re-export the trimap as PNG without "
             "anti-aliasing (JPEG compression changes values)"
         )
+    missing = unsolvable(out)
+    if missing:
+        raise TrimapError(f"{name}: {missing}")
     return out
+
+
+def unsolvable(trimap: np.ndarray) -> str | None:
+    """Why alpha in the unknown region of a 0/128/255 trimap cannot be solved, or ``None``.
+
+    Matting explains each unknown pixel as a mix of nearby definite foreground and background
+    colours: with no unknown pixels the trimap is the answer; without either kind of known
+    pixel every solver returns a solid matte (all 0 or all 1), which is no result.
+    """
+    if not (trimap == UNKNOWN).any():
+        return None
+    fg, bg = (trimap == FOREGROUND).any(), (trimap == BACKGROUND).any()
+    if not fg and not bg:
+        return ("every pixel is unknown (128): mark definite foreground (255) and background "
+                "(0), the colours the solver explains the unknown pixels with")
+    if not bg:
+        return ("the trimap has an unknown region (128) but no definite background (0): alpha "
+                "there could only come out 1; mark some of the background 0")
+    if not fg:
+        return ("the trimap has an unknown region (128) but no definite foreground (255): alpha "
+                "there could only come out 0; mark some of the subject 255")
+    return None
 
 
 def load_trimap(

@@ -5,13 +5,18 @@ Build the app with :func:`create_app` (``nuggy serve`` does, through uvicorn's f
 Status codes of ``POST /v1/remove``:
 
 * 200 — the cut-out (``image/png``, ``image/webp``; ``format=mask`` gives a greyscale PNG).
+* 408 — the upload did not arrive within ``upload_timeout``.
 * 413 — the body exceeds ``max_upload_bytes``, or the image exceeds ``max_pixels``.
 * 415 — the body is not an image of an accepted format, or cannot be decoded.
-* 422 — a bad parameter (unknown preset, model not available, bad colour, missing image).
-* 503 — saturated: every processing slot and queue place is taken, or the request waited for
-  a slot until its ``request_timeout``; it carries ``Retry-After``. Also sent when the model
-  cannot be loaded (the message names the command that fetches it).
+* 422 — a bad parameter (unknown preset, model not available, bad colour, a setting out of its
+  range, missing image).
+* 503 — saturated: every processing slot and queue place is taken (checked before the upload is
+  read: an upload in progress holds a place), or the request waited for a slot until its
+  ``request_timeout``; it carries ``Retry-After``. Also sent when the model cannot be loaded
+  (the message names the command that fetches it).
 * 504 — processing started but did not finish within ``request_timeout``.
+
+A client that disconnects during its upload is logged as one INFO line.
 """
 
 import asyncio
@@ -196,16 +201,24 @@ def safe_background(text: str | None):
         return Background()
     t = text.strip().lower()
     if t in ("transparent", "none") or t in NAMED_COLOURS:
-        return parse_background(t)
+        return parse_background(t, option="bg=")
     if re.fullmatch(r"#?(?:[0-9a-f]{3}|[0-9a-f]{6})", t):
-        return parse_background("#" + t.lstrip("#"))
+        return parse_background("#" + t.lstrip("#"), option="bg=")
     if re.fullmatch(r"\d{1,3},\d{1,3},\d{1,3}", t) or re.fullmatch(r"blur(?::[0-9.eE+-]{1,12})?", t):
-        return parse_background(t)
+        return parse_background(t, option="bg=")
     raise ValueError(
         f"bg={text!r}: use a colour name ({', '.join(NAMED_COLOURS)}), a hex colour "
         "(%2300ff00 or 00ff00), R,G,B, blur or blur:0.02, or transparent; image backgrounds "
         "are not accepted by the API"
     )
+
+
+def _bounds(name: str) -> dict[str, float]:
+    """Query bounds of a pipeline setting, from the one table of ranges (``LIMITS``)."""
+    from nuggy.pipeline.config import LIMITS
+
+    lim = LIMITS[name]
+    return {"gt" if lim.lo_open else "ge": lim.lo, "le": lim.hi}
 
 
 def _pull_command(spec) -> str:
@@ -398,6 +411,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     worker threads) and ``pipeline_for(config, base) -> Pipeline`` (replaceable, e.g. in tests).
     """
     from nuggy import __version__
+    from nuggy.errors import NuggyError
     from nuggy.pipeline.config import PRESETS, MattingMethod, preset as make_preset
 
     settings = settings or Settings.from_env()
@@ -503,17 +517,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         tta: bool | None = Query(None, description="flip test-time augmentation"),
         interior: bool | None = Query(None, description="make the confident inside fully opaque"),
-        interior_depth: float | None = Query(None, gt=0, le=0.2, description="interior depth (fraction of the diagonal)"),
+        interior_depth: float | None = Query(None, **_bounds("interior_depth"), description="interior depth (fraction of the diagonal)"),
         refine: bool | None = Query(None, description="guided-filter edge refinement"),
-        refine_radius: int | None = Query(None, ge=1, le=256, description="guided filter radius (px)"),
-        refine_eps: float | None = Query(None, gt=0, le=1, description="guided filter eps"),
+        refine_radius: int | None = Query(None, **_bounds("refine_radius"), description="guided filter radius (px)"),
+        refine_eps: float | None = Query(None, **_bounds("refine_eps"), description="guided filter eps"),
         islands: bool | None = Query(None, description="remove small islands"),
-        island_min_area: float | None = Query(None, ge=0, le=1, description="island threshold (fraction of the subject)"),
+        island_min_area: float | None = Query(None, **_bounds("island_min_area"), description="island threshold (fraction of the subject)"),
         fill_holes: bool | None = Query(None, description="fill enclosed holes"),
-        hole_max_area: float | None = Query(None, ge=0, le=1, description="largest hole filled (fraction)"),
+        hole_max_area: float | None = Query(None, **_bounds("hole_max_area"), description="largest hole filled (fraction)"),
         matting: Matting | None = Query(None, description="matting solver inside the trimap band"),
-        trimap_band: float | None = Query(None, gt=0, le=0.5, description="trimap band (fraction of the diagonal)"),
-        matting_prior: float | None = Query(None, ge=0, le=100, description="weight of the segmentation prior in closed-form matting"),
+        trimap_band: float | None = Query(None, **_bounds("trimap_band"), description="trimap band (fraction of the diagonal)"),
+        matting_prior: float | None = Query(None, **_bounds("matting_prior"), description="weight of the segmentation prior in closed-form matting"),
         foreground: bool | None = Query(None, description="foreground colour decontamination"),
     ) -> Response:
         overrides: dict[str, Any] = {
@@ -533,49 +547,72 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         name = model or settings.default_model
-        base = make_preset(preset, model=name)
-        config = base.replace(**overrides)
+        try:
+            base = make_preset(preset, model=name)
+            config = base.replace(**overrides)
+        except NuggyError as exc:  # a setting out of its range or a rule across settings
+            raise HTTPException(422, str(exc)) from None
 
-        data = await _read_image(request)
-        # Cheap checks off the event loop: model availability (may stat/hash a file), image header.
         from starlette.concurrency import run_in_threadpool
+        from starlette.requests import ClientDisconnect
 
-        def preflight() -> tuple[str, int, int]:
+        def check_stages() -> None:  # may stat or hash a model file: off the event loop
             _check_model(name, settings)
             _check_matting(config.matting)
-            return _probe(data, settings)
 
-        _, width, height = await run_in_threadpool(preflight)
+        await run_in_threadpool(check_stages)
 
+        # The place in flight is taken before the upload is read: a full server refuses bodies
+        # unread (memory stays bounded), and an upload counts against the bound until it has
+        # arrived or timed out (upload_timeout), so slow clients cannot pile up either.
         if not limiter.admit():
             raise busy(
                 f"busy: {limiter.capacity} requests in flight "
                 f"({limiter.concurrency} processing, {limiter.capacity - limiter.concurrency} "
                 "queued); retry later"
             )
-        deadline = time.monotonic() + settings.request_timeout
-        ticket = _Ticket()
-
-        def job() -> tuple[bytes, dict]:
-            try:
-                if not limiter.acquire(deadline - time.monotonic()):
-                    raise _QueueTimeout
-                t0 = time.perf_counter()
-                try:
-                    if not ticket.try_start():
-                        raise _QueueTimeout
-                    return _work(data, config, base, format, background, app.state)
-                finally:
-                    limiter.release(time.perf_counter() - t0)
-            finally:
-                limiter.leave()
-
-        loop = asyncio.get_running_loop()
+        handed_over = False  # until the job owns the place, leaving is up to this function
         try:
-            fut = loop.run_in_executor(executor, job)
-        except RuntimeError:  # executor shut down
-            limiter.leave()
-            raise busy("the server is shutting down") from None
+            try:
+                data = await asyncio.wait_for(_read_image(request), settings.upload_timeout)
+            except asyncio.TimeoutError:
+                raise HTTPException(
+                    408,
+                    f"the upload did not finish within {settings.upload_timeout:g} s (the "
+                    "operator sets it with nuggy serve --upload-timeout / NUGGY_UPLOAD_TIMEOUT)",
+                    headers={"Connection": "close"},
+                ) from None
+            except ClientDisconnect:  # an abandoned upload is routine: one line, no traceback
+                peer = f"{request.client.host}:{request.client.port}" if request.client else "?"
+                log.info("client %s disconnected during the upload", peer)
+                return Response(status_code=499)  # nobody is left to read it
+            _, width, height = await run_in_threadpool(_probe, data, settings)
+            deadline = time.monotonic() + settings.request_timeout
+            ticket = _Ticket()
+
+            def job() -> tuple[bytes, dict]:
+                try:
+                    if not limiter.acquire(deadline - time.monotonic()):
+                        raise _QueueTimeout
+                    t0 = time.perf_counter()
+                    try:
+                        if not ticket.try_start():
+                            raise _QueueTimeout
+                        return _work(data, config, base, format, background, app.state)
+                    finally:
+                        limiter.release(time.perf_counter() - t0)
+                finally:
+                    limiter.leave()
+
+            loop = asyncio.get_running_loop()
+            try:
+                fut = loop.run_in_executor(executor, job)
+            except RuntimeError:  # executor shut down
+                raise busy("the server is shutting down") from None
+            handed_over = True
+        finally:
+            if not handed_over:
+                limiter.leave()
         done, _ = await asyncio.wait({fut}, timeout=max(0.0, deadline - time.monotonic()))
         if not done:
             fut.add_done_callback(_discard)
@@ -652,6 +689,7 @@ _REMOVE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "the cut-out",
         "content": {"image/png": _BINARY, "image/webp": _BINARY},
     },
+    408: {"description": "the upload took longer than upload_timeout"},
     413: {"description": "body over max_upload_bytes, or image over max_pixels"},
     415: {"description": "not an accepted image format, or undecodable"},
     422: {"description": "bad parameter, missing image, or model not available"},

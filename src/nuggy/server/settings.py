@@ -45,6 +45,8 @@ class Settings:
         concurrency: images processed at the same time (a semaphore).
         queue: requests that may wait for a free slot; beyond ``concurrency + queue``
             requests in flight, new ones get 503 with ``Retry-After`` at once.
+        upload_timeout: seconds an upload may take (from admission to its last byte); a slower
+            one gets 408 and gives its place back.
         request_timeout: seconds from the end of the upload to the response. A request still
             waiting for a slot then gets 503 (with ``Retry-After``); one whose image is being
             processed gets 504 (the work finishes in the background and keeps its slot, so
@@ -66,6 +68,7 @@ class Settings:
     max_pixels: int = 40_000_000
     concurrency: int = 1
     queue: int = 8
+    upload_timeout: float = 30.0
     request_timeout: float = 60.0
     default_model: str = "u2netp"
     models: tuple[str, ...] | None = None
@@ -83,7 +86,9 @@ class Settings:
             problems.append("concurrency must be ≥ 1")
         if self.queue < 0:
             problems.append("queue must be ≥ 0")
-        if self.request_timeout <= 0:
+        if not self.upload_timeout > 0:
+            problems.append("upload_timeout must be > 0")
+        if not self.request_timeout > 0:
             problems.append("request_timeout must be > 0")
         if self.workers < 1:
             problems.append("workers must be ≥ 1")
@@ -132,7 +137,7 @@ _INT = {"port", "workers", "max_upload_bytes", "max_pixels", "concurrency", "que
 def _parse(name: str, raw: str) -> object:
     if name in _INT:
         return int(raw)
-    if name == "request_timeout":
+    if name in ("request_timeout", "upload_timeout"):
         return float(raw)
     if name == "docs":
         return _bool(raw)

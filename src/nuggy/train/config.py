@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
+from .. import errors
+
 __all__ = [
     "ConfigError",
     "ModelConfig",
@@ -52,7 +54,7 @@ VAL_METRICS = ("max_f", "mae", "hce", "sad", "mse", "grad")
 HIGHER_IS_BETTER = frozenset({"max_f"})
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.ConfigError):
     """The training configuration is invalid; the message names the key and the fix."""
 
 
