@@ -47,7 +47,6 @@ def closed_form_alpha(
     prior: np.ndarray | None = None,
     prior_weight: float = 0.1,
     prior_power: float = 4.0,
-    prior_floor: float = 0.0,
     rtol: float = 1e-7,
     maxiter: int = 10000,
     max_tile_pixels: int = 1024 * 1024,
@@ -66,8 +65,6 @@ def closed_form_alpha(
             plain closed-form matting, identical to pymatting's ``estimate_alpha_cf``.
         prior_weight: λ, the weight of the prior term (0 disables it).
         prior_power: p, the confidence exponent: ``|2·prior − 1|^p``.
-        prior_floor: f in [0, 1]: the weight is ``λ·(f + (1 − f)·|2·prior − 1|^p)``, so even
-            where the prior is unsure the solver stays anchored to it (0: no anchor).
         rtol, maxiter: conjugate-gradient stopping rule (pymatting's ``cg``).
         max_tile_pixels, overlap, max_unknown: see :func:`nuggy.matting.band.solve_in_band`.
             Each crop costs ~400 bytes per pixel (the Laplacian): ~0.4 GB per 1 MP tile.
@@ -84,7 +81,7 @@ def closed_form_alpha(
             raise ValueError(f"prior {prior.shape} does not match the trimap {trimap.shape}")
         if not np.issubdtype(prior.dtype, np.floating):
             raise ValueError(f"prior must be float alpha in [0, 1], got {prior.dtype}")
-        if prior_weight < 0 or prior_power <= 0 or not 0 <= prior_floor <= 1:
+        if prior_weight < 0 or prior_power <= 0:
             raise ValueError(
                 f"need prior_weight >= 0 and prior_power > 0, got {prior_weight}, {prior_power}"
             )
@@ -112,7 +109,7 @@ def closed_form_alpha(
         lap_u = lap[is_unknown, :][:, is_unknown]
         rhs = -lap[is_unknown, :][:, is_known].dot(is_fg[is_known])
         pu = p[is_unknown]
-        c = prior_weight * (prior_floor + (1.0 - prior_floor) * np.abs(2.0 * pu - 1.0) ** prior_power)
+        c = prior_weight * np.abs(2.0 * pu - 1.0) ** prior_power
         a = (lap_u + scipy.sparse.diags(c)).tocsr()
         x = tri.astype(np.float64).ravel()
         x[is_unknown] = cg(a, rhs + c * pu, M=ichol(a), rtol=rtol, maxiter=maxiter)
