@@ -139,7 +139,7 @@ def test_pipeline_fuses_each_model_once(chelsea):
     small_b[16:48, 16:48] = 1.0  # decided
     pipe = Pipeline(preset("fast", model="u2netp+isnet"))
     fakes = [_FakePredictor("u2netp", small_a), _FakePredictor("isnet", small_b)]
-    pipe._predictor = fakes
+    pipe._predictors = fakes
     result = pipe.run(chelsea)
     assert [f.calls for f in fakes] == [1, 1]
     from nuggy.runtime.preprocess import upsample

@@ -427,7 +427,7 @@ def test_matte_user_trimap_and_fba_errors(synthetic, no_fba, tmp_path):
     pipe = Pipeline(cfg.replace(model="no-such-model"))
     res = pipe.run(image, trimap=trimap)
     assert np.array_equal(res.alpha, alpha) and res.foreground is None
-    assert pipe._predictor is None and list(res.timings) == ["matte"]
+    assert pipe._predictors is None and list(res.timings) == ["matte"]
     with pytest.raises(TrimapError, match="same size"):
         matte(image, None, cfg, trimap=trimap[:-2])
     with pytest.raises(FileNotFoundError, match="FBA.pth"):

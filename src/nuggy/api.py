@@ -56,13 +56,13 @@ def preflight(config: PipelineConfig) -> None:
     from .registry import get_spec
 
     if config.segmenter == "salient":
-        from .pipeline.segment import _is_file_member, model_members
+        from .pipeline.segment import is_file_member, model_members
 
         if config.weights and not Path(config.weights).expanduser().is_file():
             raise MissingFileError(f"{config.weights}: weights file not found (--weights / weights=)")
         if config.model != "auto":
             for member in model_members(config.model):
-                if not _is_file_member(member):
+                if not is_file_member(member):
                     get_spec(member)
                 elif not Path(member).expanduser().is_file():
                     raise MissingFileError(

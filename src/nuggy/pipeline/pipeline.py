@@ -36,7 +36,7 @@ class Pipeline:
         self.config = preset(config) if isinstance(config, str) else config
         self.accept_license = accept_license
         self.download = download
-        self._predictor = None
+        self._predictors = None
 
     @property
     def predictors(self) -> list:
@@ -44,13 +44,13 @@ class Pipeline:
 
         Each has ``.spec`` and ``.predict(image, *, flip) -> float32 h×w`` at model resolution.
         """
-        if self._predictor is None:
+        if self._predictors is None:
             from .segment import load_predictors
 
-            self._predictor = load_predictors(
+            self._predictors = load_predictors(
                 self.config, accept_license=self.accept_license, download=self.download
             )
-        return self._predictor
+        return self._predictors
 
     @property
     def predictor(self):

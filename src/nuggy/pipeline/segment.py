@@ -14,6 +14,7 @@ from ..runtime.preprocess import upsample
 __all__ = [
     "spec_for_weights",
     "model_members",
+    "is_file_member",
     "auto_models",
     "load_predictor",
     "load_predictors",
@@ -63,7 +64,8 @@ def auto_models(accept_license: str | None = None) -> list[str]:
     return chosen
 
 
-def _is_file_member(member: str) -> bool:
+def is_file_member(member: str) -> bool:
+    """True when a model-list member names a file (a path or a model-file suffix), not a name."""
     return os.sep in member or "/" in member or Path(member).suffix.lower() in (".onnx", ".pth", ".pt")
 
 
@@ -199,7 +201,7 @@ def load_predictors(config, *, accept_license: str | None = None, download: bool
     )
     out = []
     for member in members:
-        if _is_file_member(member):
+        if is_file_member(member):
             member_cfg = replace(config, model=None, weights=member)
         else:
             get_spec(member)  # unknown name: the error lists the known ones
