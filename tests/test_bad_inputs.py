@@ -345,7 +345,6 @@ def test_matting_never_turns_a_seen_subject_solid():
     keeps both sides known; and where an automatic trimap still has no known pixel of a kind
     (a map uncertain everywhere) the stage keeps the pipeline's alpha instead of a solid one."""
     from nuggy.pipeline.config import preset
-    from nuggy.pipeline.matte import matte
     from nuggy.pipeline.pipeline import Pipeline
 
     image = _thumb()
@@ -357,7 +356,7 @@ def test_matting_never_turns_a_seen_subject_solid():
         assert abs(float(a.mean()) - float(plain.mean())) < 0.1, band
         assert (result.trimap == 0).any() and (result.trimap == 255).any()
     unsure = np.full(image.shape[:2], 0.6, np.float32)
-    alpha, _, trimap = matte(image, unsure, preset("best"))
+    alpha, _, trimap = _pipeline_matte(image, unsure, preset("best"))
     assert np.all(trimap == 128)
     np.testing.assert_array_equal(alpha, unsure)
 
@@ -373,3 +372,10 @@ def test_user_trimap_with_no_known_pixels_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{tri}: every pixel is unknown (128)" in err
     assert not out.exists()
+
+
+def _pipeline_matte(image, alpha, cfg, *, trimap=None):
+    """The matting stage as a Pipeline built from ``cfg`` runs it (solver resolved once)."""
+    from nuggy.pipeline.pipeline import Pipeline
+
+    return Pipeline(cfg)._matte(image, alpha, trimap=trimap)

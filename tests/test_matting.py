@@ -397,7 +397,7 @@ def _prob(gt: np.ndarray) -> np.ndarray:
 
 def test_matte_stage(synthetic, no_fba):
     from nuggy.pipeline.config import PipelineConfig
-    from nuggy.pipeline.matte import matte, resolve_method
+    from nuggy.pipeline.matte import resolve_method
 
     image, _, gt = synthetic
     prob = _prob(gt)
@@ -405,7 +405,7 @@ def test_matte_stage(synthetic, no_fba):
     assert resolve_method("auto") == "cf"
     for method in ("auto", "cf", "guided"):
         cfg = PipelineConfig(matting=method, trimap_band=0.02)
-        alpha, fg, trimap = matte(image, prob, cfg)
+        alpha, fg, trimap = _pipeline_matte(image, prob, cfg)
         assert fg is None
         assert set(np.unique(trimap)) <= {0, 128, 255}
         assert np.all(alpha[trimap == 255] == 1) and np.all(alpha[trimap == 0] == 0)
@@ -415,13 +415,12 @@ def test_matte_stage(synthetic, no_fba):
 
 def test_matte_user_trimap_and_fba_errors(synthetic, no_fba, tmp_path):
     from nuggy.pipeline.config import PipelineConfig
-    from nuggy.pipeline.matte import matte
     from nuggy.pipeline.pipeline import Pipeline
     from nuggy.pipeline.trimap import TrimapError
 
     image, trimap, gt = synthetic
     cfg = PipelineConfig(matting="cf", foreground=False)
-    alpha, _, used = matte(image, None, cfg, trimap=trimap)
+    alpha, _, used = _pipeline_matte(image, None, cfg, trimap=trimap)
     assert np.array_equal(used, trimap)
     # the pipeline's user-trimap path: no model is loaded, the trimap's unknown band is solved
     pipe = Pipeline(cfg.replace(model="no-such-model"))
@@ -429,11 +428,11 @@ def test_matte_user_trimap_and_fba_errors(synthetic, no_fba, tmp_path):
     assert np.array_equal(res.alpha, alpha) and res.foreground is None
     assert pipe._predictors is None and list(res.timings) == ["matte"]
     with pytest.raises(TrimapError, match="same size"):
-        matte(image, None, cfg, trimap=trimap[:-2])
+        _pipeline_matte(image, None, cfg, trimap=trimap[:-2])
     with pytest.raises(FileNotFoundError, match="FBA.pth"):
-        matte(image, _prob(gt), cfg.replace(matting="fba"))
+        _pipeline_matte(image, _prob(gt), cfg.replace(matting="fba"))
     with pytest.raises(FileNotFoundError, match="not found"):
-        matte(image, _prob(gt), cfg.replace(matting="auto", matting_weights=str(tmp_path / "x.pth")))
+        _pipeline_matte(image, _prob(gt), cfg.replace(matting="auto", matting_weights=str(tmp_path / "x.pth")))
 
 
 def test_matte_fba_plumbing(synthetic, tmp_path, monkeypatch):
@@ -455,12 +454,12 @@ def test_matte_fba_plumbing(synthetic, tmp_path, monkeypatch):
     image, trimap, _ = synthetic
     assert matte_mod.resolve_method("auto") == "fba"
     cfg = PipelineConfig(matting="auto")
-    alpha, fg, used = matte_mod.matte(image, None, cfg, trimap=trimap)
+    alpha, fg, used = _pipeline_matte(image, None, cfg, trimap=trimap)
     assert np.all(alpha[trimap == 255] == 1) and np.all(alpha[trimap == 0] == 0)
     assert fg is not None and fg.shape == image.shape and fg.dtype == np.float32
     assert np.allclose(fg[trimap == 255], image[trimap == 255] / 255.0, atol=1e-6)
     monkeypatch.setattr(matte_mod, "FBA_MAX_PIXELS", 2000)
-    alpha2, fg2, _ = matte_mod.matte(image, None, cfg.replace(matting_weights=str(weights)), trimap=trimap)
+    alpha2, fg2, _ = _pipeline_matte(image, None, cfg.replace(matting_weights=str(weights)), trimap=trimap)
     assert fg2 is None
     assert np.all(alpha2[trimap == 255] == 1) and np.all(alpha2[trimap == 0] == 0)
     assert 0 <= alpha2.min() and alpha2.max() <= 1
@@ -484,10 +483,10 @@ def test_matte_stage_passes_the_prior_to_cf(synthetic, no_fba):
     image, _, gt = synthetic
     prob = _prob(gt)
     cfg = PipelineConfig(matting="cf", trimap_band=0.02)
-    with_prior, _, trimap = matte(image, prob, cfg)
+    with_prior, _, trimap = _pipeline_matte(image, prob, cfg)
     expected = closed_form_alpha(image, trimap, prior=prob, prior_weight=0.1, epsilon=PRIOR_EPSILON)
     assert np.array_equal(with_prior, expected)
-    plain, _, _ = matte(image, prob, cfg.replace(matting_prior=0.0))
+    plain, _, _ = _pipeline_matte(image, prob, cfg.replace(matting_prior=0.0))
     assert np.array_equal(plain, closed_form_alpha(image, trimap))
     assert not np.array_equal(plain, with_prior)
 
@@ -537,3 +536,10 @@ def test_cli_remove_with_user_trimap(tmp_path, synthetic, capsys, no_fba):
     assert rc == 2
     rc = main(["remove", str(tmp_path / "a.png"), "--matting", "fba", "-o", str(tmp_path / "c.png")])
     assert rc == 2 and "FBA.pth" in capsys.readouterr().err
+
+
+def _pipeline_matte(image, alpha, cfg, *, trimap=None):
+    """The matting stage as a Pipeline built from ``cfg`` runs it (solver resolved once)."""
+    from nuggy.pipeline.pipeline import Pipeline
+
+    return Pipeline(cfg)._matte(image, alpha, trimap=trimap)

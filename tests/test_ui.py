@@ -77,7 +77,7 @@ def test_loads_without_upload_and_lists_presets_and_models():
     assert at.selectbox(key="preset").options == list(PRESETS)
     assert at.selectbox(key="preset").value == "default"
     assert "u2netp" in at.selectbox(key="model").options
-    eps = float(at.select_slider(key="eps:default").value)
+    eps = float(at.select_slider(key="refine_eps:default").value)
     assert eps == pytest.approx(PRESETS["default"].refine_eps)
     assert {"Flip TTA", "Guided filter refinement", "Remove islands",
             "Decontaminate edge colours"} <= {c.label for c in at.sidebar.checkbox}

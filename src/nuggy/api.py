@@ -152,11 +152,10 @@ def remove(
 
     from .pipeline.compose import compose, parse_background
 
-    if model is not None:
-        overrides["model"] = model
-    elif weights:
-        overrides["model"] = None  # the file's sidecar says what it is
-    cfg = _preset(preset, weights=str(weights) if weights else None, **overrides)
+    from .pipeline.settings import build_config
+
+    cfg = build_config(preset, model=model, weights=str(weights) if weights else None,
+                       **overrides)
     background = parse_background(bg)
     preflight(cfg)
     rgb = as_rgb_array(image)

@@ -43,60 +43,15 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
                         "(repeatable; names as in PipelineConfig)")
 
 
-def _parse_value(text: str):
-    low = text.strip().lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low in ("none", "null", ""):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
 def config_from_args(args):
     """The PipelineConfig for ``--preset``, ``--model``, ``--weights``, ``--set`` …
 
     Raises:
-        ValueError: unknown preset or setting, or a value of the wrong kind.
+        ConfigError (a ValueError): unknown preset or setting, or a value of the wrong kind.
     """
-    import dataclasses
+    from nuggy.cli.settings import config_from_args as build
 
-    from nuggy.pipeline.config import PipelineConfig, preset
-
-    overrides: dict = {}
-    fields = {f.name: f for f in dataclasses.fields(PipelineConfig)}
-    for item in args.overrides:
-        name, sep, value = item.partition("=")
-        name = name.strip().replace("-", "_")
-        if not sep or name not in fields:
-            raise ValueError(
-                f"--set {item!r}: expected NAME=VALUE with NAME one of: {', '.join(fields)}"
-            )
-        v = _parse_value(value)
-        kind = str(fields[name].type)
-        if kind == "bool" and not isinstance(v, bool):
-            raise ValueError(f"--set {item!r}: {name} takes true or false")
-        if kind.startswith("float") and isinstance(v, int) and not isinstance(v, bool):
-            v = float(v)
-        if "tuple" in kind and isinstance(v, str):
-            v = tuple(s.strip() for s in v.split(",") if s.strip())
-        overrides[name] = v
-    if args.model:
-        overrides["model"] = args.model
-    if args.weights:
-        overrides["weights"] = args.weights
-        if not args.model:
-            overrides["model"] = None if args.backend == "onnx" else "u2netp"
-    overrides["backend"] = args.backend
-    if args.threads is not None:
-        overrides["threads"] = args.threads
-    return preset(args.preset, **overrides)
+    return build(args)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

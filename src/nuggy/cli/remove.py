@@ -52,31 +52,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     out.add_argument("--max-pixels", type=int, default=None,
                      help="refuse larger images (default 100 MP; NUGGY_MAX_PIXELS)")
-    st = p.add_argument_group("pipeline stages (override the preset)")
-    st.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None, help="flip test-time augmentation")
-    st.add_argument("--interior", action=argparse.BooleanOptionalAction, default=None,
-                    help="make the confident inside of the subject fully opaque")
-    st.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None, help="guided filter near the edge")
-    st.add_argument("--refine-radius", type=int, default=None, metavar="PX")
-    st.add_argument("--refine-eps", type=float, default=None, metavar="EPS")
-    st.add_argument("--islands", action=argparse.BooleanOptionalAction, default=None, help="remove small islands")
-    st.add_argument("--island-min-area", type=float, default=None, metavar="FRAC")
-    st.add_argument("--fill-holes", action=argparse.BooleanOptionalAction, default=None)
-    st.add_argument("--foreground", action=argparse.BooleanOptionalAction, default=None,
-                    help="foreground colour decontamination")
-    st.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
-    mt = p.add_argument_group("trimap and matting")
-    mt.add_argument("--matting", choices=["auto", "fba", "cf", "knn", "lkm", "guided", "none"], default=None,
-                    help="solver in the trimap's unknown band (best preset: auto = FBA if its "
-                         "checkpoint is found, else closed-form)")
-    mt.add_argument("--matting-weights", metavar="PATH", help="FBA checkpoint (FBA.pth)")
-    mt.add_argument("--matting-prior", type=float, default=None, metavar="W",
-                    help="weight of the segmentation as a prior in closed-form matting "
-                         "(default 0.1; 0 = plain closed-form)")
+    from nuggy.cli.settings import add_setting_arguments
+
+    st = p.add_argument_group("pipeline stages (override the preset; ranges in brackets)")
+    add_setting_arguments(st)
+    mt = p.add_argument_group("trimap")
     mt.add_argument("--trimap", metavar="PATH",
                     help="your own trimap (0/128/255, same size as the single INPUT): no segmentation")
-    mt.add_argument("--trimap-band", type=float, default=None, metavar="FRAC",
-                    help="base half-width of the automatic unknown band, fraction of the diagonal")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on a terminal only)")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
@@ -197,26 +179,12 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _config_from_args(args):
-    from nuggy.pipeline.config import preset
+    from nuggy.cli.settings import config_from_args
 
-    overrides = {}
-    for name in ("tta", "interior", "refine", "refine_radius", "refine_eps", "islands",
-                 "island_min_area",
-                 "fill_holes", "foreground", "threads", "matting", "matting_weights", "matting_prior",
-                 "trimap_band", "segmenter", "segmenter_class"):
-        v = getattr(args, name, None)
-        if v is not None:
-            overrides[name] = v
-    if args.model:
-        overrides["model"] = args.model
-    if args.weights:
-        overrides["weights"] = args.weights
-        if not args.model:
-            overrides["model"] = None if args.backend == "onnx" else "u2netp"
-    overrides["backend"] = args.backend
-    if args.mask_only and "foreground" not in overrides:
-        overrides["foreground"] = False  # the mask does not need colours
-    return preset(args.preset, **overrides)
+    fixed = {}
+    if args.mask_only and getattr(args, "foreground", None) is None:
+        fixed["foreground"] = False  # the mask does not need colours
+    return config_from_args(args, **fixed)
 
 
 def run(args) -> int:

@@ -33,11 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--class", dest="segmenter_class", metavar="NAME",
                    help="with --segmenter deeplabv3: the class (cat, dog, person…)")
     p.add_argument("--accept-license", metavar="ID", help="accept a gated model's licence (agpl-3.0)")
-    p.add_argument("--trimap-band", type=float, default=None, metavar="FRAC",
-                   help="base half-width of the unknown band, fraction of the diagonal (default 0.01)")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="flip test-time augmentation")
-    p.add_argument("--threads", type=int, default=None, help="inference threads")
+    from nuggy.cli.settings import add_setting_arguments
+
+    st = p.add_argument_group("segmentation stages before the trimap (override the preset)")
+    add_setting_arguments(st, ("tta", "interior", "interior_depth", "refine", "refine_radius",
+                               "refine_eps", "refine_band", "islands", "island_min_area",
+                               "fill_holes", "hole_max_area", "trimap_band", "threads"))
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
 
@@ -59,24 +60,14 @@ def _outputs(inputs: list[str], output: str | None) -> list[tuple[str, str]]:
 
 def run(args) -> int:
     from nuggy.io import ImageError, load_image, save_image
-    from nuggy.pipeline.config import preset
     from nuggy.pipeline.pipeline import Pipeline
-    from nuggy.pipeline.trimap import make_trimap
     from nuggy.sources import ModelSourceError
 
     try:
         jobs = _outputs(args.inputs, args.output)
-        overrides: dict[str, object] = {"matting": "none", "foreground": False, "backend": args.backend}
-        if args.model:
-            overrides["model"] = args.model
-        if args.weights:
-            overrides["weights"] = args.weights
-            if not args.model:
-                overrides["model"] = None if args.backend == "onnx" else "u2netp"
-        for name in ("trimap_band", "tta", "threads", "segmenter", "segmenter_class"):
-            if getattr(args, name) is not None:
-                overrides[name] = getattr(args, name)
-        cfg = preset(args.preset, **overrides)
+        from nuggy.cli.settings import config_from_args
+
+        cfg = config_from_args(args, matting="none", foreground=False)
         pipe = Pipeline(cfg, accept_license=args.accept_license)
         pipe.predictor
     except (ValueError, ModelSourceError, FileNotFoundError, RuntimeError) as exc:
@@ -94,8 +85,7 @@ def run(args) -> int:
             continue
         try:
             image = load_image(src)
-            result = pipe.run(image)
-            trimap = make_trimap(result.alpha, band=cfg.trimap_band, image=image)
+            trimap = pipe.trimap(image)
             Path(dst).parent.mkdir(parents=True, exist_ok=True)
             save_image(trimap, dst)
         except (ImageError, ValueError, OSError) as exc:

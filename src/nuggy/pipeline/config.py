@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Literal, get_args
-
-import numpy as np
 
 from ..errors import ConfigError, UsageError
 
@@ -19,6 +18,8 @@ __all__ = ["PipelineConfig", "Result", "PRESETS", "preset"]
 
 MattingMethod = Literal["none", "auto", "fba", "cf", "knn", "lkm", "guided"]
 MATTING_METHODS: tuple[str, ...] = get_args(MattingMethod)
+FusionMethod = Literal["reliability", "mean"]  # the keys of nuggy.pipeline.fuse.FUSIONS
+FUSION_METHODS: tuple[str, ...] = get_args(FusionMethod)
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,10 @@ class Limit:
     unit: str = ""
 
     def check(self, name: str, value: object) -> None:
-        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-            value, (bool, np.bool_)
-        )
+        # numbers.Real/Integral include numpy's scalars; numpy's bool is neither
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
         if ok and self.kind == "int":
-            ok = isinstance(value, (int, np.integer))
+            ok = isinstance(value, numbers.Integral)
         if ok:
             v = float(value)
             ok = math.isfinite(v) and (v > self.lo if self.lo_open else v >= self.lo) and v <= self.hi
@@ -136,7 +136,7 @@ class PipelineConfig:
     backend: Literal["onnx", "torch"] = "onnx"
     providers: tuple[str, ...] | None = None
     threads: int | None = None
-    fusion: Literal["reliability", "mean"] = "reliability"
+    fusion: FusionMethod = "reliability"
 
     tta: bool = True
 
@@ -161,19 +161,19 @@ class PipelineConfig:
     foreground: bool = True
 
     def __post_init__(self) -> None:
-        from .fuse import FUSIONS
-
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name in LIMITS:
                 if not (value is None and f.default is None):
                     LIMITS[f.name].check(f.name, value)
-            elif f.type == "bool" and not isinstance(value, (bool, np.bool_)):
+            elif f.type == "bool" and not (
+                isinstance(value, bool) or type(value).__name__ == "bool_"  # numpy's bool
+            ):
                 raise ConfigError(f"{f.name} must be true or false, got {value!r}", field=f.name)
         choices = {
             "segmenter": ("salient", "deeplabv3"),
             "backend": ("onnx", "torch"),
-            "fusion": tuple(FUSIONS),
+            "fusion": FUSION_METHODS,
             "matting": MATTING_METHODS,
         }
         for name, allowed in choices.items():
@@ -273,14 +273,20 @@ class Result:
 
     def foreground_u8(self) -> np.ndarray:
         """Foreground colour as uint8 H×W×3 (the input where none was estimated)."""
+        import numpy as np
+
         if self.foreground is None:
             return self.image
         return np.clip(self.foreground * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
     def alpha_u8(self) -> np.ndarray:
         """Alpha as uint8 H×W (0..255, rounded)."""
+        import numpy as np
+
         return np.clip(self.alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
     def rgba(self) -> np.ndarray:
         """Cut-out as uint8 H×W×4 (straight, not premultiplied, alpha)."""
+        import numpy as np
+
         return np.dstack([self.foreground_u8(), self.alpha_u8()])

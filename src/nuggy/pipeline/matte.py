@@ -1,6 +1,6 @@
 """Matting stage: trimap from the pipeline's alpha, then a solver inside the unknown band.
 
-``matte(image, alpha, cfg)`` builds the adaptive trimap (:func:`nuggy.pipeline.trimap.make_trimap`,
+``matte(image, alpha, method=…)`` builds the adaptive trimap (:func:`nuggy.pipeline.trimap.make_trimap`,
 half-width ``cfg.trimap_band`` × diagonal) and solves alpha in its unknown band with
 ``cfg.matting``:
 
@@ -166,8 +166,11 @@ def solve_alpha(
 def matte(
     image: np.ndarray,
     alpha: np.ndarray | None,
-    cfg,
     *,
+    method: str,
+    weights: str | None = None,
+    prior_weight: float = 0.1,
+    band: float = 0.01,
     trimap: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """The pipeline's matting stage.
@@ -176,8 +179,13 @@ def matte(
         image: RGB uint8 H×W×3.
         alpha: the pipeline's float H×W alpha in [0, 1] (segmentation → refine → clean);
             ``None`` only with ``trimap``.
-        cfg: a :class:`~nuggy.pipeline.config.PipelineConfig` (``matting``,
-            ``matting_weights``, ``matting_prior``, ``trimap_band``).
+        method: the solver, already resolved (``fba``, ``cf``, ``knn``, ``lkm``, ``guided``;
+            :class:`~nuggy.pipeline.Pipeline` resolves ``auto`` once, with
+            :func:`resolve_method`).
+        weights: the FBA checkpoint (with ``fba``).
+        prior_weight: ``matting_prior`` (closed-form's segmentation prior).
+        band: ``trimap_band``, the automatic trimap's base half-width (fraction of the
+            diagonal).
         trimap: a user trimap (uint8 H×W, 0/128/255; validated) that replaces the automatic one.
 
     An automatic trimap with an unknown region but no definite foreground or background
@@ -193,7 +201,7 @@ def matte(
     if trimap is None:
         if alpha is None:
             raise ValueError("matte needs the pipeline's alpha or a trimap")
-        trimap = make_trimap(alpha, band=cfg.trimap_band, image=image)
+        trimap = make_trimap(alpha, band=band, image=image)
         if unsolvable(trimap):  # e.g. a map uncertain everywhere: a solver would return a
             # solid matte (all 0 or all 1)
             log.info("matting skipped: the automatic trimap has no definite foreground or "
@@ -201,9 +209,6 @@ def matte(
             return alpha.astype(np.float32, copy=False), None, trimap
     else:
         trimap = validate_trimap(trimap, shape=image.shape[:2])
-    method = "auto" if cfg.matting == "none" else cfg.matting
-    out, fg = solve_alpha(
-        method, image, trimap, prior=alpha, prior_weight=cfg.matting_prior,
-        weights=cfg.matting_weights,
-    )
+    out, fg = solve_alpha(method, image, trimap, prior=alpha, prior_weight=prior_weight,
+                          weights=weights)
     return out, fg, trimap

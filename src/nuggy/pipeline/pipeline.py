@@ -37,6 +37,40 @@ class Pipeline:
         self.accept_license = accept_license
         self.download = download
         self._predictors = None
+        self._matting_method: str | None = None
+
+    @property
+    def matting_method(self) -> str:
+        """The matting solver this pipeline runs (``auto`` resolved once: ``fba`` when its
+        checkpoint is found, else the classical default; ``none`` counts as ``auto`` for a
+        user trimap). Raises a ConfigError when ``fba`` is asked for and not found."""
+        if self._matting_method is None:
+            from .matte import resolve_method
+
+            method = "auto" if self.config.matting == "none" else self.config.matting
+            self._matting_method = resolve_method(method, self.config.matting_weights)
+        return self._matting_method
+
+    def _matte(self, image, alpha, *, trimap=None):
+        from .matte import matte
+
+        cfg = self.config
+        return matte(image, alpha, method=self.matting_method, weights=cfg.matting_weights,
+                     prior_weight=cfg.matting_prior, band=cfg.trimap_band, trimap=trimap)
+
+    def trimap(self, image: np.ndarray) -> np.ndarray:
+        """The automatic trimap the matting stage would use for ``image``: uint8 H×W with
+        0 / 128 / 255 (segmentation → interior → refine → clean, then the adaptive band)."""
+        from .trimap import make_trimap
+
+        _check_image(image)
+
+        @contextmanager
+        def untimed(name: str):
+            yield
+
+        alpha = self._segment(image, self.config, untimed, matting=False)[0]
+        return make_trimap(alpha, band=self.config.trimap_band, image=image)
 
     @property
     def predictors(self) -> list:
@@ -75,14 +109,7 @@ class Pipeline:
         skipped: alpha is solved in the trimap's unknown region with ``config.matting``
         (``none`` counts as ``auto``), and ``Result.probability`` is the trimap / 255.
         """
-        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(
-                f"expected an RGB uint8 H×W×3 array, got {getattr(image, 'shape', type(image))}"
-            )
-        if image.dtype != np.uint8:
-            raise ValueError(f"expected uint8 pixels, got {image.dtype}")
-        if min(image.shape[:2]) < 2:
-            raise ValueError(f"image too small: {image.shape[1]}×{image.shape[0]}")
+        _check_image(image)
         cfg = self.config
         timings: dict[str, float] = {}
 
@@ -93,10 +120,8 @@ class Pipeline:
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
 
         if trimap is not None:
-            from .matte import matte
-
             with stage("matte"):
-                alpha, foreground, trimap = matte(image, None, cfg, trimap=trimap)
+                alpha, foreground, trimap = self._matte(image, None, trimap=trimap)
             prob = trimap.astype(np.float32) * np.float32(1 / 255)
         else:
             if probability is not None:
@@ -116,7 +141,8 @@ class Pipeline:
             timings=timings,
         )
 
-    def _segment(self, image: np.ndarray, cfg: PipelineConfig, stage, prob=None):
+    def _segment(self, image: np.ndarray, cfg: PipelineConfig, stage, prob=None, *,
+                 matting: bool = True):
         """segment → interior → refine → clean → [trimap → matte]: (alpha, prob, fg, trimap)."""
         if prob is None:
             from .segment import predict_probabilities
@@ -153,12 +179,21 @@ class Pipeline:
                 if cfg.fill_holes:
                     alpha = fill_holes(alpha, max_relative_area=cfg.hole_max_area)
         trimap = foreground = None
-        if cfg.matting != "none":
-            from .matte import matte
-
+        if matting and cfg.matting != "none":
             with stage("matte"):
-                alpha, foreground, trimap = matte(image, alpha, cfg)
+                alpha, foreground, trimap = self._matte(image, alpha)
         return alpha, prob, foreground, trimap
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"expected an RGB uint8 H×W×3 array, got {getattr(image, 'shape', type(image))}"
+        )
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {image.dtype}")
+    if min(image.shape[:2]) < 2:
+        raise ValueError(f"image too small: {image.shape[1]}×{image.shape[0]}")
 
 
 def _check_probability(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -31,7 +31,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from .settings import Settings
@@ -213,12 +213,35 @@ def safe_background(text: str | None):
     )
 
 
-def _bounds(name: str) -> dict[str, float]:
-    """Query bounds of a pipeline setting, from the one table of ranges (``LIMITS``)."""
-    from nuggy.pipeline.config import LIMITS
+#: Settings a client may not choose: server resources and paths on the server.
+SERVER_ONLY = frozenset({"threads", "matting_weights"})
 
-    lim = LIMITS[name]
-    return {"gt" if lim.lo_open else "ge": lim.lo, "le": lim.hi}
+
+def stage_query() -> Callable[..., dict[str, Any]]:
+    """A FastAPI dependency whose query parameters are the pipeline settings of
+    :data:`nuggy.pipeline.settings.SETTINGS` (less :data:`SERVER_ONLY`), typed and bounded from
+    the same table as the CLI and the web app; it returns the settings given."""
+    import inspect
+
+    from nuggy.pipeline.settings import SETTINGS, kind_of, literal_of, query_bounds
+
+    params = []
+    for s in SETTINGS:
+        if s.name in SERVER_ONLY:
+            continue
+        kind = kind_of(s.name)
+        typ = {"bool": bool, "int": int, "float": float}.get(kind) or literal_of(s.name)
+        bounds = query_bounds(s.name) if kind in ("int", "float") else {}
+        params.append(inspect.Parameter(
+            s.name, inspect.Parameter.KEYWORD_ONLY, annotation=typ | None,
+            default=Query(None, description=s.help, **bounds),
+        ))
+
+    def given(**values: Any) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if v is not None}
+
+    given.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return given
 
 
 def _pull_command(spec) -> str:
@@ -412,7 +435,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """
     from nuggy import __version__
     from nuggy.errors import NuggyError
-    from nuggy.pipeline.config import PRESETS, MattingMethod, preset as make_preset
+    from nuggy.pipeline.config import PRESETS, MattingMethod
+    from nuggy.pipeline.settings import build_config
 
     settings = settings or Settings.from_env()
     limiter = WorkLimiter(settings.concurrency, settings.queue)
@@ -442,7 +466,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     preset_names = tuple(PRESETS)
     PresetName = Literal[preset_names]  # type: ignore[valid-type]
-    Matting = Literal[get_args(MattingMethod)]  # type: ignore[valid-type]
     default_preset = "default" if "default" in PRESETS else preset_names[0]
 
     def busy(detail: str) -> HTTPException:
@@ -515,29 +538,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             None, max_length=64, description="registry model (default: the server's default); "
             "only cached models are accepted, see GET /v1/models",
         ),
-        tta: bool | None = Query(None, description="flip test-time augmentation"),
-        interior: bool | None = Query(None, description="make the confident inside fully opaque"),
-        interior_depth: float | None = Query(None, **_bounds("interior_depth"), description="interior depth (fraction of the diagonal)"),
-        refine: bool | None = Query(None, description="guided-filter edge refinement"),
-        refine_radius: int | None = Query(None, **_bounds("refine_radius"), description="guided filter radius (px)"),
-        refine_eps: float | None = Query(None, **_bounds("refine_eps"), description="guided filter eps"),
-        islands: bool | None = Query(None, description="remove small islands"),
-        island_min_area: float | None = Query(None, **_bounds("island_min_area"), description="island threshold (fraction of the subject)"),
-        fill_holes: bool | None = Query(None, description="fill enclosed holes"),
-        hole_max_area: float | None = Query(None, **_bounds("hole_max_area"), description="largest hole filled (fraction)"),
-        matting: Matting | None = Query(None, description="matting solver inside the trimap band"),
-        trimap_band: float | None = Query(None, **_bounds("trimap_band"), description="trimap band (fraction of the diagonal)"),
-        matting_prior: float | None = Query(None, **_bounds("matting_prior"), description="weight of the segmentation prior in closed-form matting"),
-        foreground: bool | None = Query(None, description="foreground colour decontamination"),
+        overrides: dict[str, Any] = Depends(stage_query()),
     ) -> Response:
-        overrides: dict[str, Any] = {
-            k: v for k, v in dict(
-                tta=tta, interior=interior, interior_depth=interior_depth, refine=refine, refine_radius=refine_radius, refine_eps=refine_eps,
-                islands=islands, island_min_area=island_min_area, fill_holes=fill_holes,
-                hole_max_area=hole_max_area, matting=matting, trimap_band=trimap_band,
-                matting_prior=matting_prior, foreground=foreground,
-            ).items() if v is not None
-        }
+        overrides = dict(overrides)
         if format == "mask":
             if bg:
                 raise HTTPException(422, "bg does not apply to format=mask")
@@ -548,8 +551,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(422, str(exc)) from None
         name = model or settings.default_model
         try:
-            base = make_preset(preset, model=name)
-            config = base.replace(**overrides)
+            base = build_config(preset, model=name)
+            config = build_config(preset, model=name, **overrides)
         except NuggyError as exc:  # a setting out of its range or a rule across settings
             raise HTTPException(422, str(exc)) from None
 

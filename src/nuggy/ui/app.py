@@ -18,7 +18,7 @@ import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any, get_args
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -27,7 +27,6 @@ ACCEPTED_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
 PREVIEW_SIDE = 900  # longest side of the images drawn in the page
 SLIDER_WIDTH = 700  # CSS width of the before/after slider
 DEFAULT_MAX_PIXELS = 40_000_000
-EPS_CHOICES = ["1e-5", "1e-4", "1e-3", "1e-2", "1e-1"]  # strings: Streamlit matches floats loosely
 BACKGROUNDS = ["Checkerboard (transparent)", "Colour", "Image", "Blurred photo"]
 
 
@@ -308,7 +307,7 @@ def _mask_png(entry: dict) -> bytes:
 def _sidebar() -> tuple[Any, BackgroundChoice]:
     """Model, preset and stage controls (→ a PipelineConfig) and the background choice."""
     from nuggy.io import ImageError, decode_image
-    from nuggy.pipeline.config import PRESETS, MattingMethod
+    from nuggy.pipeline.config import PRESETS
 
     sb = st.sidebar
     sb.header("Model")
@@ -324,49 +323,8 @@ def _sidebar() -> tuple[Any, BackgroundChoice]:
     tag = f"{preset_name}"  # widget keys per preset: switching preset resets the stages
 
     sb.header("Stages")
-    tta = sb.checkbox("Flip TTA", value=base.tta, key=f"tta:{tag}",
-                      help="average with the prediction of the mirrored photo")
-    overrides: dict[str, Any] = {}
-    if hasattr(base, "interior"):
-        interior = sb.checkbox("Solid interior", value=base.interior, key=f"interior:{tag}",
-                               help="make the confident inside of the subject fully opaque")
-        depth = sb.slider("Interior depth (fraction of the diagonal)", 0.002, 0.05,
-                          float(base.interior_depth), 0.002, format="%.3f",
-                          key=f"interior_depth:{tag}", disabled=not interior)
-        overrides.update(interior=interior, interior_depth=depth)
-    refine = sb.checkbox("Guided filter refinement", value=base.refine, key=f"refine:{tag}")
-    radius = sb.slider("Guided filter radius (px, 0 = auto)", 0, 64, base.refine_radius or 0,
-                       key=f"radius:{tag}", disabled=not refine)
-    eps0 = min(EPS_CHOICES, key=lambda e: abs(np.log10(float(e)) - np.log10(base.refine_eps)))
-    eps = float(sb.select_slider("Guided filter eps", EPS_CHOICES, value=eps0, key=f"eps:{tag}",
-                                 disabled=not refine))
-    islands = sb.checkbox("Remove islands", value=base.islands, key=f"islands:{tag}")
-    island_min = sb.slider("Island threshold (fraction of the subject)", 0.0, 0.5,
-                           float(base.island_min_area), 0.01, key=f"island_min:{tag}",
-                           disabled=not islands)
-    fill = sb.checkbox("Fill holes", value=base.fill_holes, key=f"fill:{tag}")
-    solvers = [m for m in get_args(MattingMethod) if m != "fba" or fba_available()]
-    start = base.matting if base.matting in solvers else "auto"
-    matting = sb.selectbox("Matting solver", solvers, index=solvers.index(start),
-                           key=f"matting:{tag}",
-                           help="alpha inside the trimap's unknown band"
-                           + ("" if "fba" in solvers else
-                              "; fba needs FBA.pth in the model cache"))
-    band = sb.slider("Trimap band (fraction of the diagonal)", 0.002, 0.05,
-                     float(base.trimap_band), 0.001, format="%.3f", key=f"band:{tag}",
-                     disabled=matting == "none")
-    prior = sb.slider("Segmentation prior in closed-form matting", 0.0, 1.0,
-                      float(base.matting_prior), 0.01, key=f"prior:{tag}",
-                      help="how strongly confident parts of the segmentation hold against the "
-                           "solver (0 = plain closed-form matting)",
-                      disabled=matting not in ("auto", "cf"))
-    overrides.update(matting=matting, trimap_band=band, matting_prior=prior)
-    fg = sb.checkbox("Decontaminate edge colours", value=base.foreground, key=f"fg:{tag}",
-                     help="estimate the true foreground colour where alpha is fractional")
-    config = base.replace(
-        model=model, tta=tta, refine=refine, refine_radius=radius or None, refine_eps=eps,
-        islands=islands, island_min_area=island_min, fill_holes=fill, foreground=fg, **overrides,
-    )
+    values = stage_widgets(sb, base, tag, fba=fba_available())
+    config = base.replace(model=model, **values)
 
     sb.header("Background")
     kind = sb.radio("Background", BACKGROUNDS, key="bg_kind", label_visibility="collapsed")
@@ -385,6 +343,52 @@ def _sidebar() -> tuple[Any, BackgroundChoice]:
         strength = sb.slider("Blur strength", 0.002, 0.05, 0.01, 0.002, format="%.3f", key="bg_blur")
         choice = BackgroundChoice("blur", blur=strength)
     return config, choice
+
+
+#: Settings the page does not offer: server resources and paths.
+UI_HIDDEN = frozenset({"threads", "matting_weights"})
+
+
+def stage_widgets(sb: Any, base: Any, tag: str, *, fba: bool) -> dict[str, Any]:
+    """One widget per setting of :data:`nuggy.pipeline.settings.SETTINGS` (less
+    :data:`UI_HIDDEN`), starting from ``base``; returns the chosen values. Keys are
+    ``name:tag`` so that switching preset resets them."""
+    from nuggy.pipeline.settings import SETTINGS, choices_of, kind_of
+
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        if s.name in UI_HIDDEN:
+            continue
+        key = f"{s.name}:{tag}"
+        start = getattr(base, s.name)
+        off = s.needs is not None and values.get(s.needs) in (False, "none")
+        kind = kind_of(s.name)
+        if kind == "bool":
+            values[s.name] = sb.checkbox(s.label, value=bool(start), key=key, help=s.help)
+        elif kind == "choice":
+            options = [c for c in choices_of(s.name) if not (s.name == "matting" and c == "fba"
+                                                              and not fba)]
+            if start not in options:
+                start = "auto" if "auto" in options else options[0]
+            extra = "" if fba or s.name != "matting" else "; fba needs FBA.pth in the model cache"
+            values[s.name] = sb.selectbox(s.label, options, index=options.index(start), key=key,
+                                          help=s.help + extra)
+        elif s.steps:
+            labels = [f"{v:g}" for v in s.steps]  # strings: Streamlit matches floats loosely
+            near = min(labels, key=lambda v: abs(np.log10(float(v)) - np.log10(start)))
+            values[s.name] = float(sb.select_slider(s.label, labels, value=near, key=key,
+                                                    disabled=off, help=s.help))
+        elif s.ui:
+            lo, hi, step = s.ui
+            if kind == "int":
+                v = sb.slider(s.label, int(lo), int(hi), int(start or 0), int(step), key=key,
+                              disabled=off, help=s.help)
+            else:
+                v = sb.slider(s.label, float(lo), float(hi), float(start or 0.0), float(step),
+                              key=key, disabled=off, help=s.help,
+                              format="%.4f" if step < 0.001 else "%.3f")
+            values[s.name] = None if (s.zero_is_none and v == 0) else v
+    return values
 
 
 def _process(files: list, config: Any, store: OrderedDict) -> list[str]:
