@@ -308,6 +308,7 @@ def _sidebar() -> tuple[Any, BackgroundChoice]:
     """Model, preset and stage controls (→ a PipelineConfig) and the background choice."""
     from nuggy.io import ImageError, decode_image
     from nuggy.pipeline.config import PRESETS
+    from nuggy.pipeline.settings import build_config
 
     sb = st.sidebar
     sb.header("Model")
@@ -324,7 +325,7 @@ def _sidebar() -> tuple[Any, BackgroundChoice]:
 
     sb.header("Stages")
     values = stage_widgets(sb, base, tag, fba=fba_available())
-    config = base.replace(model=model, **values)
+    config = build_config(preset_name, model=model, **values)
 
     sb.header("Background")
     kind = sb.radio("Background", BACKGROUNDS, key="bg_kind", label_visibility="collapsed")
