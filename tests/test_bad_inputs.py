@@ -280,7 +280,8 @@ def test_a_radius_beyond_the_image_costs_what_the_image_size_costs():
     covers all of it, so the result is the same as with radius = the image's size."""
     import time
 
-    from nuggy.pipeline.refine import box_filter, refine_alpha
+    from nuggy.filters import box_filter
+    from nuggy.pipeline.refine import refine_alpha
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)

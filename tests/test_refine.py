@@ -10,15 +10,16 @@ import cv2
 import numpy as np
 import pytest
 
-from nuggy.pipeline.refine import (
-    MIN_EPS,
-    _solve_colour,
-    box_filter,
-    default_refine_params,
-    edge_weight,
-    guided_filter,
-    refine_alpha,
-)
+from nuggy.filters import MIN_EPS, _solve_colour, box_filter
+from nuggy.filters import guided_filter as _guided_filter
+from nuggy.pipeline.refine import default_refine_params, edge_weight, refine_alpha
+
+
+def guided_filter(guide, src, **kw):
+    """Our own implementation with He et al.'s border rule, which the float64 references of
+    this file follow (the mirrored border and OpenCV's path: tests/test_filters.py)."""
+    kw.setdefault("border", "inside")
+    return _guided_filter(guide, src, **kw)
 
 U32 = 2.0**-24  # float32 unit roundoff
 
@@ -48,6 +49,15 @@ def integral_mean64(x: np.ndarray, r: int) -> np.ndarray:
     sums = ii[y1][:, x1] - ii[y0][:, x1] - ii[y1][:, x0] + ii[y0][:, x0]
     n = (y1 - y0)[:, None] * (x1 - x0)[None, :]
     return sums / (n if x.ndim == 2 else n[..., None])
+
+
+def reflect_mean64(x: np.ndarray, r: int) -> np.ndarray:
+    """Window mean in float64 with the image mirrored beyond its border (edge pixel repeated:
+    NumPy's ``symmetric`` padding, OpenCV's ``BORDER_REFLECT``)."""
+    x = np.asarray(x, np.float64)
+    pad = [(r, r), (r, r)] + [(0, 0)] * (x.ndim - 2)
+    xp = np.pad(x, pad, mode="symmetric") if r < min(x.shape[:2]) else np.pad(x, pad, "symmetric")
+    return integral_mean64(xp, r)[r:-r or None, r:-r or None]
 
 
 def guided_coefficients64(guide, src, r, eps, mean=window_mean64):
@@ -477,7 +487,8 @@ def test_refine_alpha_on_a_saturated_photo(eps, saturated_photo, no_float_warnin
     assert out.dtype == np.float32 and np.isfinite(out).all()
     assert out.min() >= 0.0 and out.max() <= 1.0
     w = edge_weight(prob, band)
-    q64 = guided_filter64(img / 255.0, prob, r, eps, mean=integral_mean64)
+    # the stage filters with the mirrored border (OpenCV's path)
+    q64 = guided_filter64(img / 255.0, prob, r, eps, mean=reflect_mean64)
     ref = np.clip(prob + w * (q64 - prob), 0.0, 1.0)
     np.testing.assert_allclose(out, ref, rtol=0, atol=gf_tolerance(eps))
     fast = refine_alpha(img, prob, radius=8, eps=eps, band=band, subsample=3)

@@ -275,7 +275,7 @@ def guided_upsample(
     """
     import cv2
 
-    from ..pipeline.refine import guided_filter
+    from ..filters import guided_filter
 
     h, w = trimap.shape
     hl, wl = alpha_low.shape

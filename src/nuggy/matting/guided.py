@@ -92,7 +92,7 @@ def guided_alpha(
     Returns:
         float32 H×W alpha in [0, 1]; known pixels exactly 0 / 1.
     """
-    from ..pipeline.refine import guided_filter
+    from ..filters import guided_filter
 
     check_inputs(image, trimap)
     if prior is not None:

@@ -24,7 +24,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from nuggy.pipeline.refine import box_filter
+from nuggy.filters import box_filter
 
 __all__ = ["estimate_foreground", "estimate_foreground_ml", "estimate_foreground_blur"]
 
