@@ -7,11 +7,13 @@ same folder + ``os.replace``).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-import tempfile
-import warnings
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from struct import error as struct_error
 from typing import IO, Union
 
 import numpy as np
@@ -30,6 +32,8 @@ __all__ = [
     "encode_image",
     "save_image",
     "atomic_write_bytes",
+    "atomic_path",
+    "open_unchecked",
     "OUTPUT_FORMATS",
 ]
 
@@ -142,18 +146,11 @@ def decode_image(
     data: bytes, *, max_pixels: int | None = None, name: str = "<bytes>", frame: int = 0
 ) -> np.ndarray:
     """Decode encoded image bytes to RGB uint8 H×W×3 (see :func:`load_image`)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     limit = pixel_limit(max_pixels)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            old = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None  # we apply our own limit below, before decoding
-            try:
-                im = Image.open(io.BytesIO(data))
-            finally:
-                Image.MAX_IMAGE_PIXELS = old
+        im = open_unchecked(data)
     except UnidentifiedImageError:
         raise ImageError(
             f"{name}: not a recognised image file (corrupt, or a format Pillow cannot read); "
@@ -172,6 +169,40 @@ def decode_image(
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise _corrupt(name, exc) from None
     return pil_to_rgb(im, name)
+
+
+def open_unchecked(data: bytes):
+    """``PIL.Image.open`` of ``data`` (header only, lazy) without Pillow's own size check.
+
+    Pillow checks the size against its process-wide ``Image.MAX_IMAGE_PIXELS`` inside
+    ``Image.open``; Nuggy applies its own limit (:func:`check_pixels`) to the header's size
+    before any pixel is decoded, so it opens through the format plugins directly, the way
+    ``Image.open`` does, and never touches that global (other threads may be decoding).
+
+    Raises:
+        PIL.UnidentifiedImageError: no plugin recognises the data.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    fp = io.BytesIO(data)
+    prefix = data[:16]
+    for preinit in (True, False):  # common formats first, then every plugin (like Image.open)
+        Image.preinit() if preinit else Image.init()
+        for fmt in list(Image.ID):
+            factory, accept = Image.OPEN[fmt]
+            if accept is not None:
+                ok = accept(prefix)
+                if isinstance(ok, str):  # a plugin's "this is me, but broken" message
+                    raise SyntaxError(ok)
+                if not ok:
+                    continue
+            fp.seek(0)
+            try:
+                im = factory(fp, "")
+            except (SyntaxError, IndexError, TypeError, struct_error):
+                continue
+            return im
+    raise UnidentifiedImageError("cannot identify image file")
 
 
 def _corrupt(name: str, exc: BaseException) -> ImageError:
@@ -285,20 +316,15 @@ def encode_image(array: np.ndarray, fmt: str = "PNG", *, quality: int = 95) -> b
     return buf.getvalue()
 
 
-_UMASK: list[int] = []
+@contextlib.contextmanager
+def atomic_path(path: PathLike, *, fsync: bool = True) -> Iterator[Path]:
+    """Write a file atomically: yields a fresh temporary path in the destination's folder; when
+    the block succeeds the file is fsynced and renamed onto ``path``, otherwise removed. Readers
+    see the old file or the complete new one, never a part.
 
-
-def _umask() -> int:
-    """The process umask (read once; os.umask can only be read by setting it)."""
-    if not _UMASK:
-        current = os.umask(0o022)
-        os.umask(current)
-        _UMASK.append(current)
-    return _UMASK[0]
-
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename.
+    The temporary file is created empty with ``O_CREAT | O_EXCL`` and mode 0666, so the kernel
+    applies the process umask (no need to read it, which would mean setting it); the writer
+    may replace it (``torch.save``, ``Image.save``) or open it for writing.
 
     Raises:
         OutputError: the folder cannot be made or written (an ``OSError``; names the path).
@@ -306,15 +332,22 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
     path = Path(os.fspath(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        for _ in range(100):
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+            try:
+                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover - 100 collisions of 32 random bits
+            raise FileExistsError(f"{path.parent}: no free temporary name")
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
+        if fsync:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         try:
@@ -324,6 +357,14 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
         raise
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_path`); returns the path."""
+    path = Path(os.fspath(path))
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
     return path
 
 
