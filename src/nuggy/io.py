@@ -34,13 +34,11 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_path",
     "open_unchecked",
+    "open_image",
     "OUTPUT_FORMATS",
 ]
 
-#: Default limit on decoded pixels (guards against decompression bombs): 100 MP.
-DEFAULT_MAX_PIXELS = 100_000_000
-#: Smallest width and height of an image to cut out (the pipeline's filters need 2×2).
-MIN_SIDE = 2
+from .limits import DEFAULT_MAX_PIXELS, MIN_SIDE  # noqa: E402  (re-exported)
 
 #: Output formats by file suffix.
 OUTPUT_FORMATS = {".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
@@ -169,6 +167,44 @@ def decode_image(
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise _corrupt(name, exc) from None
     return pil_to_rgb(im, name)
+
+
+def open_image(source: PathLike | bytes, *, max_pixels: int | None = None,
+               name: str | None = None):
+    """A decoded PIL image (any mode, EXIF orientation applied) after the pixel limit was
+    checked on the header: for readers that need the file's own mode (greyscale mattes, colour
+    masks). Images for the pipeline use :func:`load_image`.
+
+    Raises:
+        ImageError: missing, unreadable, truncated or too large (naming the file and the fix).
+    """
+    from PIL import ImageOps, UnidentifiedImageError
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, label = bytes(source), name or "<bytes>"
+    else:
+        path = Path(os.fspath(source))
+        label = name or str(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ImageError(f"{label}: no such file") from None
+        except OSError as exc:
+            raise ImageError(f"{label}: cannot read the file ({exc.strerror or exc})") from None
+    if not data:
+        raise ImageError(f"{label}: the file is empty")
+    try:
+        im = open_unchecked(data)
+    except UnidentifiedImageError:
+        raise ImageError(f"{label}: not a readable image (not a format Pillow recognises); re-export it as PNG") from None
+    except Exception as exc:  # noqa: BLE001
+        raise _corrupt(label, exc) from None
+    check_pixels(*im.size, name=label, max_pixels=max_pixels)
+    try:
+        im.load()
+        return ImageOps.exif_transpose(im)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise _corrupt(label, exc) from None
 
 
 def open_unchecked(data: bytes):

@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lim.add_argument("--max-upload-mb", type=float, default=None, metavar="MB",
                      help="largest request body (default 20; 413 beyond)")
     lim.add_argument("--max-pixels", type=int, default=None, metavar="N",
-                     help="largest image in pixels (default 40000000; 413 beyond)")
+                     help="largest image in pixels (default 100000000, as every front end; 413 beyond)")
     lim.add_argument("--concurrency", type=int, default=None, metavar="N",
                      help="images processed at once (default 1: one image uses every core)")
     lim.add_argument("--queue", type=int, default=None, metavar="N",
@@ -96,15 +96,23 @@ def run(args) -> int:
         return 2
     import uvicorn
 
-    # Workers build their app from the environment (uvicorn factory mode).
-    os.environ.update(settings.to_env())
+    if settings.workers > 1:
+        # Worker processes build their app from the environment (uvicorn factory mode, by
+        # import string): the only way to hand them the settings. This runs in the CLI's own
+        # process before uvicorn starts, with no other thread alive; one worker needs none.
+        os.environ.update(settings.to_env())
+        target = "nuggy.server.app:create_app"
+    else:
+        from nuggy.server.app import create_app
+
+        target = create_app(settings)
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"nuggy serve: listening on {settings.host}: reachable from other machines",
               file=sys.stderr)
     print(f"nuggy serve: http://{settings.host}:{settings.port}/docs", file=sys.stderr)
     uvicorn.run(
-        "nuggy.server.app:create_app",
-        factory=True,
+        target,
+        factory=isinstance(target, str),
         host=settings.host,
         port=settings.port,
         workers=settings.workers,

@@ -375,16 +375,14 @@ def _size_message(s: Sample, role: str, image: tuple[int, int], other: tuple[int
 
 
 def _open(path: Path):
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """The file decoded through :func:`nuggy.io.open_image` (same limits and errors as the
+    pipeline's inputs), as a DatasetError when it fails."""
+    from nuggy.io import ImageError, open_image
 
     try:
-        im = Image.open(path)
-        im.load()
-        return ImageOps.exif_transpose(im)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(f"{path}: not a readable image ({exc}); re-export it as PNG") from None
+        return open_image(path)
+    except ImageError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def read_matte(path: str | os.PathLike) -> np.ndarray:

@@ -299,21 +299,14 @@ def _check_matting(method: str) -> None:
 
 def _probe(data: bytes, settings: Settings) -> tuple[str, int, int]:
     """Format and size from the image header (no decoding); 415 / 413 as appropriate."""
-    import io
-    import warnings
+    from PIL import UnidentifiedImageError
 
-    from PIL import Image, UnidentifiedImageError
+    from nuggy.io import open_unchecked
 
     if not data:
         raise HTTPException(422, "the image is empty (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError:
-        raise HTTPException(
-            413, f"image exceeds the limit of {settings.max_pixels:,} pixels"
-        ) from None
+        im = open_unchecked(data)  # header only; the size is checked below
     except UnidentifiedImageError:
         raise HTTPException(
             415,

@@ -13,6 +13,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from nuggy.limits import DEFAULT_MAX_PIXELS
+
 __all__ = ["Settings", "DEFAULT_FORMATS"]
 
 #: Pillow formats the API decodes. Anything else is refused with 415 before decoding, so
@@ -65,7 +67,7 @@ class Settings:
     port: int = 8000
     workers: int = 1
     max_upload_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 40_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS  # nuggy.io's, the one default (100 MP)
     concurrency: int = 1
     queue: int = 8
     upload_timeout: float = 30.0

@@ -180,10 +180,9 @@ def open_source(cfg: DatasetConfig, *, val: bool = False) -> SourceDataset:
 def read_mask(path: str | os.PathLike, layout: str) -> np.ndarray:
     """A mask / alpha file as float32 H×W in [0, 1]. Trans10K colour masks: any lit channel."""
     if layout == "trans10k":
-        from PIL import Image
+        from nuggy.io import open_image  # same limits and errors as every other reader
 
-        with Image.open(path) as im:
-            a = np.asarray(im.convert("RGB"))
+        a = np.asarray(open_image(path).convert("RGB"))
         return (a.max(axis=2) > 127).astype(np.float32)
     return read_matte(path)
 

@@ -26,7 +26,6 @@ import streamlit as st
 ACCEPTED_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
 PREVIEW_SIDE = 900  # longest side of the images drawn in the page
 SLIDER_WIDTH = 700  # CSS width of the before/after slider
-DEFAULT_MAX_PIXELS = 40_000_000
 BACKGROUNDS = ["Checkerboard (transparent)", "Colour", "Image", "Blurred photo"]
 
 
@@ -99,8 +98,7 @@ def cut_out(data: bytes, name: str, config: Any, *, max_pixels: int | None = Non
     """Decode ``data`` and run the pipeline: :class:`nuggy.pipeline.config.Result`."""
     from nuggy.io import decode_image
 
-    limit = max_pixels or int(os.environ.get("NUGGY_MAX_PIXELS", DEFAULT_MAX_PIXELS))
-    rgb = decode_image(data, max_pixels=limit, name=name)
+    rgb = decode_image(data, max_pixels=max_pixels, name=name)  # default: NUGGY_MAX_PIXELS / 100 MP
     return pipeline_for(config).run(rgb)
 
 
