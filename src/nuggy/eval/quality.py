@@ -208,11 +208,10 @@ class CachedPredictor:
         self.stats["misses"] += 1
         half = prob.astype(np.float16)
         if key is not None:
-            f = self.path(key)
-            f.parent.mkdir(parents=True, exist_ok=True)
-            tmp = f.with_name(f"{f.stem}.{os.getpid()}.tmp.npy")
-            np.save(tmp, half, allow_pickle=False)
-            os.replace(tmp, f)
+            from ..io import atomic_path
+
+            with atomic_path(self.path(key), fsync=False) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, half, allow_pickle=False)  # a cache: no fsync needed
         return half.astype(np.float32)
 
 

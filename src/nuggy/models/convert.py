@@ -435,9 +435,9 @@ def convert_registry_model(
         if out.is_file() and out.stat().st_mtime >= Path(src).stat().st_mtime:
             return out  # converted before from the same (verified) ONNX file
     sd = convert_onnx(src, spec.architecture, input_size=tuple(spec.input_size))
+    from nuggy.io import atomic_path
+
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(sd, tmp)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        torch.save(sd, tmp)
     return out

@@ -179,10 +179,9 @@ def export_onnx(
         "parity_max_abs_diff": worst,
         "exported_with": f"torch {torch.__version__}",
     }
-    side = out.with_suffix(".json")
-    side_tmp = side.with_name(side.name + ".tmp")
-    side_tmp.write_text(json.dumps(sidecar, indent=2) + "\n")
-    os.replace(side_tmp, side)
+    from nuggy.io import atomic_write_bytes
+
+    atomic_write_bytes(out.with_suffix(".json"), (json.dumps(sidecar, indent=2) + "\n").encode())
     return out
 
 

@@ -543,9 +543,7 @@ def config_to_yaml(cfg: TrainConfig) -> str:
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike) -> Path:
     """Write the resolved config as YAML (atomically)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text("# resolved nuggy training configuration\n" + config_to_yaml(cfg))
-    os.replace(tmp, p)
-    return p
+    from nuggy.io import atomic_write_bytes
+
+    text = "# resolved nuggy training configuration\n" + config_to_yaml(cfg)
+    return atomic_write_bytes(path, text.encode())
