@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= out
 
-.PHONY: demo test install install-test bench clean
+.PHONY: demo test lint install install-test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@
 
 install-test: $(VENV)/.installed-test
+
+# Lint and format check (ruff, configured in pyproject.toml); CI runs it before the tests.
+lint: install-test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 test: install-test
 	$(BIN)/nuggy models pull u2netp

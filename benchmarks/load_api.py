@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
 
     if not alive:
-        failures.append("the server process died (log: %s)" % log_path)
+        failures.append(f"the server process died (log: {log_path})")
     if other:
         failures.append(f"{other} responses were neither 200 nor 503")
     failures.extend(tally.bad[:10])

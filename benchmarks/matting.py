@@ -110,7 +110,7 @@ def cmd_presets(args) -> None:
             cfg = cfg.replace(matting=method)
         pipe = Pipeline(cfg, accept_license=args.accept_license)
         scores = []
-        for name, image, gt, trimap in load_dev(args.data, args.images):
+        for name, image, gt, _trimap in load_dev(args.data, args.images):
             t0 = time.perf_counter()
             res = pipe.run(image)
             dt = time.perf_counter() - t0

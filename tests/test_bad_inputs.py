@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import EXAMPLES
 from PIL import Image
 
 from nuggy.cli.main import main
-
-from conftest import EXAMPLES
 
 pytestmark = pytest.mark.usefixtures("u2netp_path")
 
@@ -71,7 +70,7 @@ def build_corpus(root: Path) -> dict[str, Case]:
         "bomb.png": (_png_header_only(30_000, 30_000), Case(error="exceeds the limit of 100.0 MP")),
         "cmyk.jpg": (_save(photo.convert("CMYK"), "JPEG"), Case((40, 30))),
         "grey16.png": (_save(Image.fromarray(
-            (np.asarray(photo.convert("L"), np.uint16) * 257)), "PNG"), Case((40, 30))),
+            np.asarray(photo.convert("L"), np.uint16) * 257), "PNG"), Case((40, 30))),
         "palette.png": (_save(photo.convert("P", palette=Image.Palette.ADAPTIVE), "PNG"), Case((40, 30))),
         "palette-transparent.gif": (_save(photo.convert("P"), "GIF", transparency=0), Case((40, 30))),
         "la.png": (_save(photo.convert("LA"), "PNG"), Case((40, 30))),

@@ -21,7 +21,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("u2netp_path")]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import EXAMPLES
 from PIL import Image
 
 from nuggy.cli.main import main
-
-from conftest import EXAMPLES
 
 
 def test_list_shows_licences_and_cache(capsys):

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import EXAMPLES
 from PIL import Image
 
 from nuggy.cli.main import main
-
-from conftest import EXAMPLES
 
 pytestmark = pytest.mark.usefixtures("u2netp_path")
 

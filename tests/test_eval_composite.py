@@ -132,12 +132,12 @@ def test_build_composition_correct_and_deterministic(tmp_path):
     # every composite is exactly round(255 · (α·F + (1 − α)·B)) of what was written
     for it in m["items"]:
         name = it["name"]
-        I = np.asarray(Image.open(out / "image" / f"{name}.png")).astype(np.float64)
+        img = np.asarray(Image.open(out / "image" / f"{name}.png")).astype(np.float64)
         F = np.asarray(Image.open(out / "fg" / f"{name}.png")).astype(np.float64)
         B = np.asarray(Image.open(out / "bg" / f"{name}.png")).astype(np.float64)
         a = np.asarray(Image.open(out / "alpha" / f"{name}.png")).astype(np.float64)[..., None] / 255
-        assert F.shape == B.shape == I.shape
-        np.testing.assert_array_equal(I, np.round(a * F + (1 - a) * B))
+        assert F.shape == B.shape == img.shape
+        np.testing.assert_array_equal(img, np.round(a * F + (1 - a) * B))
         src_a = np.asarray(Image.open(it["alpha"]))
         np.testing.assert_array_equal(a[..., 0] * 255, src_a)
     # same seed: byte-identical; manifest records the sources

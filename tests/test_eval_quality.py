@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import EVALDATA, ROOT
 from PIL import Image
 
-from conftest import EVALDATA, ROOT
 from nuggy.eval import quality as q
 from nuggy.eval.protocol import count_failures
 from nuggy.eval.split import split_names

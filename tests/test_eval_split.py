@@ -6,10 +6,9 @@ import hashlib
 import random
 
 import pytest
+from conftest import EVALDATA
 
 from nuggy.eval.split import SPLITS, split_names, split_of
-
-from conftest import EVALDATA
 
 # the naming schemes of the real sets: ECSSD's even half, alphamatting.com's GTxx
 ECSSD_NAMES = [f"{i:04d}" for i in range(2, 1001, 2)]

@@ -113,7 +113,7 @@ def test_auto_models_use_only_cached_and_accepted(monkeypatch):
 
 def test_unknown_member_is_a_usage_error():
     with pytest.raises(ValueError, match="known models"):
-        Pipeline(preset("fast", model="u2netp+nosuch")).predictors
+        Pipeline(preset("fast", model="u2netp+nosuch")).load()
     with pytest.raises(ValueError, match="instead of --weights"):
         segment.load_predictors(preset("fast", model="u2netp+isnet", weights="/x.onnx"))
 

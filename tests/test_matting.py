@@ -200,11 +200,10 @@ def test_guided_upsample_on_a_saturated_photo(scale, saturated_photo, no_float_w
     unsubsampled (radius 3) on tiles that keep 2r pixels of context, so it equals the
     full-image float64 filter at the unknown pixels (tolerance: test_refine.gf_tolerance)."""
     import cv2
+    from test_refine import gf_tolerance, guided_filter64, integral_mean64
 
     from nuggy.matting.band import guided_upsample
     from nuggy.pipeline.trimap import make_trimap
-
-    from test_refine import gf_tolerance, guided_filter64, integral_mean64
 
     h, w = 480, 640
     image, prob = saturated_photo(h, w, 0)
@@ -478,7 +477,7 @@ def test_matte_stage_passes_the_prior_to_cf(synthetic, no_fba):
     """The automatic path gives cf the pipeline's alpha as its prior; weight 0 is plain cf."""
     from nuggy.matting.closed_form import closed_form_alpha
     from nuggy.pipeline.config import PipelineConfig
-    from nuggy.pipeline.matte import PRIOR_EPSILON, matte
+    from nuggy.pipeline.matte import PRIOR_EPSILON
 
     image, _, gt = synthetic
     prob = _prob(gt)

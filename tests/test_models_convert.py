@@ -63,14 +63,29 @@ def test_u2netp_conversion_parity_on_real_photos(u2netp_onnx, u2netp_converted):
     spec = get_spec("u2netp")
     sess = ort.InferenceSession(str(u2netp_onnx), providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
+    import copy
+
+    model64 = copy.deepcopy(u2netp_converted).double()
     for photo in photos:
         x = to_model_input(_load_rgb(photo), spec)
         ref = sess.run(None, {name: x})
         with torch.no_grad():
             out = u2netp_converted(torch.from_numpy(x))
-        for r, o in zip(ref, out):  # all seven maps, fused first
-            assert np.abs(r - o.numpy()).max() <= 1e-3, photo.name
-        assert np.abs(ref[0] - out[0].numpy()).max() <= 1e-4, photo.name  # measured ~2e-5
+            truth = model64(torch.from_numpy(x).double())
+        # Error budget, from the float64 run of the same weights (the truth for both engines):
+        # float32 convolutions accumulate rounding in an order that differs between engines and
+        # CPUs (vector width, threads), so ONNX-vs-torch is bounded by the sum of their errors,
+        # not by one machine's figure. A probability (sigmoid, slope <= 1/4) after ~120 layers:
+        # each engine measured <= 7e-5 from float64 on this CPU; we allow 4e-4 each (~6×, for
+        # other summation orders), 8e-4 between them. The six side maps are not fused yet and
+        # stand at up to 4× the fused map's error.
+        for r, o, t in zip(ref, out, truth):  # all seven maps, fused first
+            t = t.numpy()
+            assert np.abs(r - t).max() <= 2e-3 and np.abs(o.numpy() - t).max() <= 2e-3, photo.name
+        t0 = truth[0].numpy()
+        assert np.abs(ref[0] - t0).max() <= 4e-4, photo.name  # ONNX Runtime vs float64
+        assert np.abs(out[0].numpy() - t0).max() <= 4e-4, photo.name  # torch vs float64
+        assert np.abs(ref[0] - out[0].numpy()).max() <= 8e-4, photo.name
 
 
 @pytest.mark.needs_model

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import EXAMPLES
 
 from nuggy.cli.main import main
 from nuggy.pipeline.config import preset
 from nuggy.pipeline.pipeline import Pipeline
-
-from conftest import EXAMPLES
 
 torch = pytest.importorskip("torch")
 tv_seg = pytest.importorskip("torchvision.models.segmentation")

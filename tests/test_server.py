@@ -27,10 +27,10 @@ with warnings.catch_warnings():  # starlette prefers httpx2; httpx works
     warnings.filterwarnings("ignore", message=".*httpx2")
     from fastapi.testclient import TestClient
 
+from conftest import EXAMPLES
+
 from nuggy.server.app import WorkLimiter, create_app, safe_background
 from nuggy.server.settings import Settings
-
-from conftest import EXAMPLES
 
 pytestmark = pytest.mark.usefixtures("u2netp_path")
 

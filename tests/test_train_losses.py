@@ -139,7 +139,7 @@ def test_gradient_loss_ignores_offsets_and_sees_edges():
 def test_laplacian_pyramid_and_loss():
     x = _maps(4, h=32, w=32)
     levels = laplacian_pyramid(x, 5)
-    assert [tuple(l.shape[-2:]) for l in levels] == [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2)]
+    assert [tuple(level.shape[-2:]) for level in levels] == [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2)]
     assert float(laplacian_loss(x, x)) == 0.0
     # a constant offset lives only in the low-pass residual, weighted 2^4
     assert float(laplacian_loss(x + 0.1, x, levels=5)) == pytest.approx(16 * 0.1, rel=1e-4)

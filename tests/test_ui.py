@@ -12,12 +12,11 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("streamlit")
+from conftest import EXAMPLES  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from nuggy.ui import APP_PATH  # noqa: E402
 from nuggy.ui import app as ui  # noqa: E402
-
-from conftest import EXAMPLES  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("u2netp_path")
 

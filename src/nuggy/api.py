@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from .errors import ImageError
-from .pipeline.config import PipelineConfig, preset as _preset
+from .pipeline.config import PipelineConfig
+from .pipeline.config import preset as _preset
 from .pipeline.pipeline import Pipeline
 
 __all__ = ["remove", "load_model", "get_pipeline", "as_rgb_array", "preflight"]
@@ -151,7 +152,6 @@ def remove(
     from PIL import Image
 
     from .pipeline.compose import compose, parse_background
-
     from .pipeline.settings import build_config
 
     cfg = build_config(preset, model=model, weights=str(weights) if weights else None,

@@ -629,7 +629,6 @@ def _user_agent() -> str:
 
 def _fetch_url(source: Source, dest: Path, *, show: bool, limit: int | None = None) -> None:
     """Stream ``source.url`` into ``dest`` (timeout per read: 60 s)."""
-    import socket
     import urllib.error
     import urllib.request
 
@@ -649,7 +648,7 @@ def _fetch_url(source: Source, dest: Path, *, show: bool, limit: int | None = No
         raise FetchError(f"HTTP {e.code} {e.reason}") from e
     except urllib.error.URLError as e:
         raise FetchError(f"cannot connect: {e.reason}") from e
-    except (socket.timeout, TimeoutError) as e:
+    except TimeoutError as e:
         raise FetchError(f"timed out after {_URL_TIMEOUT:.0f} s") from e
     except OSError as e:
         raise FetchError(f"download interrupted: {e}") from e

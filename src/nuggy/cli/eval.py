@@ -130,7 +130,11 @@ def _open(args, note=None):
 def _compare(args, note) -> int:
     from nuggy.eval.datasets import DatasetError
     from nuggy.eval.report import (
-        ReportError, comparison_markdown, comparison_sheet, compare_reports, load_report,
+        ReportError,
+        compare_reports,
+        comparison_markdown,
+        comparison_sheet,
+        load_report,
         write_comparison,
     )
 
@@ -212,7 +216,7 @@ def run(args) -> int:
 
         pipe = Pipeline(config, accept_license=args.accept_license)
         try:
-            pipe.predictor  # load once: a missing model is one clear error
+            pipe.load()  # load once: a missing model is one clear error
         except (ModelSourceError, FileNotFoundError, ValueError, RuntimeError) as exc:
             return _err(str(exc))
         predict = pipeline_predict(pipe)

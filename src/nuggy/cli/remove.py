@@ -251,7 +251,7 @@ def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=
     from tqdm import tqdm
 
     from nuggy.errors import OutputError
-    from nuggy.io import ImageError, encode_image, format_for, load_image, atomic_write_bytes
+    from nuggy.io import ImageError, atomic_write_bytes, encode_image, format_for, load_image
     from nuggy.pipeline.compose import compose
     from nuggy.pipeline.pipeline import Pipeline
     from nuggy.sources import ModelSourceError
@@ -275,7 +275,7 @@ def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=
     pipe = Pipeline(config, accept_license=args.accept_license)
     if todo and user_trimap is None:
         try:
-            pipe.predictor  # load once, so a missing model is one clear error, not one per file
+            pipe.load()  # load once, so a missing model is one clear error, not one per file
         except (ModelSourceError, FileNotFoundError, ValueError, RuntimeError) as exc:
             print(f"nuggy remove: {exc}", file=sys.stderr)
             return 2

@@ -69,7 +69,7 @@ def run(args) -> int:
 
         cfg = config_from_args(args, matting="none", foreground=False)
         pipe = Pipeline(cfg, accept_license=args.accept_license)
-        pipe.predictor
+        pipe.load()
     except (ValueError, ModelSourceError, FileNotFoundError, RuntimeError) as exc:
         print(f"nuggy trimap: {exc}", file=sys.stderr)
         return 2

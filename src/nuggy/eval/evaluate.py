@@ -15,10 +15,10 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -284,7 +284,7 @@ def evaluate(
     rank_by: str | None = None,
     save_predictions: str | os.PathLike | None = None,
     split: dict | None = None,
-    score: Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], dict[str, float]] | None = None,
+    score: Callable[[np.ndarray, np.ndarray, np.ndarray | None], dict[str, float]] | None = None,
 ) -> Evaluation:
     """Score every sample of ``dataset``.
 

@@ -46,10 +46,10 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -840,7 +840,7 @@ def compare_markdown(cmp: dict, datasets: dict | None = None) -> str:
         for p in (q for q in cmp["pairs"] if q["dataset"] == name):
             m = p["metrics"]
 
-            def d(k, which="delta_mean"):
+            def d(k, which="delta_mean", m=m):
                 return _fmt_delta(m[k][which], _COL[k][1]) if k in m else "–"
 
             f = p["failures"]

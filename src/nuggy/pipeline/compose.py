@@ -68,7 +68,9 @@ def parse_background(text: str | None, *, load=None, option: str = "--bg ") -> B
             try:
                 sigma = float(low.split(":", 1)[1])
             except ValueError:
-                raise UsageError(f"{option}{text!r}: blur strength must be a number, e.g. blur:0.02")
+                raise UsageError(
+                    f"{option}{text!r}: blur strength must be a number, e.g. blur:0.02"
+                ) from None
             if not 0 < sigma <= 0.5:
                 raise UsageError(f"{option}{text!r}: blur strength is a fraction of the diagonal in (0, 0.5]")
         return Background("blur", blur_sigma=sigma)

@@ -10,9 +10,12 @@ import dataclasses
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from ..errors import ConfigError, UsageError
+
+if TYPE_CHECKING:  # numpy only for annotations: importing the config stays light
+    import numpy as np
 
 __all__ = ["PipelineConfig", "Result", "PRESETS", "preset"]
 

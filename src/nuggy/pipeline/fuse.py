@@ -31,6 +31,7 @@ import numpy as np
 __all__ = ["FUSIONS", "relative_uncertainty", "fusion_weights", "fuse_probabilities"]
 
 from .config import FUSION_METHODS as FUSIONS  # noqa: E402  (the names live with the config)
+
 #: Sharpness of the soft per-image choice (tuned on the tune halves, see the module docstring).
 BETA = 4.0
 _LOW, _HIGH = 0.1, 0.9

@@ -86,6 +86,12 @@ class Pipeline:
             )
         return self._predictors
 
+    def load(self) -> Pipeline:
+        """Load (fetching if needed) the segmentation model(s) now rather than on the first run,
+        so a missing model is one clear error before any image is read; returns ``self``."""
+        _ = self.predictors
+        return self
+
     @property
     def predictor(self):
         """The (first) segmentation predictor (loaded on first use)."""

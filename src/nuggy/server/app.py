@@ -369,7 +369,7 @@ def _default_pipeline_for(config, base, lock: threading.Lock):
 
     shared = get_pipeline(base)
     with lock:  # the first request loads (or fetches) the model once
-        shared.predictor
+        shared.load()
     if config == base:
         return shared
     return Pipeline(config, download=False)

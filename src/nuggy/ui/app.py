@@ -139,7 +139,7 @@ class BackgroundChoice:
         if self.kind == "image" and self.image is not None:
             return "image:" + hashlib.sha1(self.image.tobytes()).hexdigest()[:16]
         if self.kind == "colour":
-            return "colour:%d,%d,%d" % self.colour
+            return "colour:{},{},{}".format(*(int(c) for c in self.colour))
         if self.kind == "blur":
             return f"blur:{self.blur:g}"
         return "transparent"
