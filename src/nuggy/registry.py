@@ -24,6 +24,11 @@ __all__ = [
     "DEFAULT_MODEL",
     "UnknownModelError",
     "spec_from_sidecar",
+    "resolve_model",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "IMAGENET_MEAN_UNIT",
+    "IMAGENET_STD_UNIT",
 ]
 
 SourceKind = Literal["pip", "npm", "url", "file"]
@@ -115,8 +120,12 @@ class UnknownModelError(UsageError, KeyError):
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
-IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+#: ImageNet statistics on 0..1 intensities: the one definition (U²-Net, DeepLabV3 and FBA
+#: Matting were trained with them); ``IMAGENET_MEAN`` / ``IMAGENET_STD`` are 0..255 units.
+IMAGENET_MEAN_UNIT = (0.485, 0.456, 0.406)
+IMAGENET_STD_UNIT = (0.229, 0.224, 0.225)
+IMAGENET_MEAN = tuple(255.0 * m for m in IMAGENET_MEAN_UNIT)
+IMAGENET_STD = tuple(255.0 * s for s in IMAGENET_STD_UNIT)
 
 DEFAULT_MODEL = "u2netp"
 
@@ -141,6 +150,39 @@ def get_spec(name: str) -> ModelSpec:
 def list_models() -> list[ModelSpec]:
     """All registered specs, sorted by name."""
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def resolve_model(model: str | None, weights=None) -> ModelSpec:
+    """The one resolution of ``--model`` / ``--weights`` / a sidecar to a spec.
+
+    * ``weights`` given: its JSON sidecar (``model.json`` / ``model.onnx.json``, written by
+      ``nuggy models export``) wins; otherwise the registry spec of ``model`` describes the file
+      (its name, no checksum); with neither, an error asks which architecture it is.
+    * no ``weights``: the registry spec of ``model``.
+
+    Raises:
+        UnknownModelError: ``model`` is not registered; UsageError: a file with neither a
+        sidecar nor ``model``; ValueError: a sidecar that is not a valid spec.
+    """
+    from dataclasses import replace
+    from pathlib import Path
+
+    if weights is not None:
+        path = Path(weights)
+        try:
+            return spec_from_sidecar(path)
+        except FileNotFoundError:
+            pass
+        if not model:
+            archs = "|".join(sorted({s.architecture for s in _REGISTRY.values()}))
+            raise UsageError(
+                f"{path}: no spec file beside it ({path.stem}.json); say which architecture it "
+                f"is with --model {archs}"
+            )
+        return replace(get_spec(model), filename=path.name, sha256="", size=0)
+    if not model:
+        raise UsageError("no model: give a registry name (--model) or a file (--weights)")
+    return get_spec(model)
 
 
 def spec_from_sidecar(model_path) -> ModelSpec:

@@ -41,8 +41,9 @@ VOC_CLASSES: tuple[str, ...] = (
     "sofa", "train", "tvmonitor",
 )  # fmt: skip
 
-DEEPLAB_MEAN = (0.485, 0.456, 0.406)
-DEEPLAB_STD = (0.229, 0.224, 0.225)
+from nuggy.registry import IMAGENET_MEAN_UNIT as DEEPLAB_MEAN  # noqa: E402
+from nuggy.registry import IMAGENET_STD_UNIT as DEEPLAB_STD  # noqa: E402
+
 #: torchvision's evaluation transform resizes the shorter side to this.
 DEEPLAB_RESIZE = 520
 

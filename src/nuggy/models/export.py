@@ -31,17 +31,17 @@ __all__ = [
     "ExportParityError",
 ]
 
-_IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-_IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-#: mean/std (0..255 units) per architecture, used when not given.
-DEFAULT_NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "u2net": (_IMAGENET_MEAN, _IMAGENET_STD),
-    "u2netp": (_IMAGENET_MEAN, _IMAGENET_STD),
-    "isnet": ((128.0, 128.0, 128.0), (256.0, 256.0, 256.0)),
-    "deeplabv3_resnet50": (_IMAGENET_MEAN, _IMAGENET_STD),
-    "deeplabv3_resnet101": (_IMAGENET_MEAN, _IMAGENET_STD),
-    "deeplabv3_mobilenet_v3_large": (_IMAGENET_MEAN, _IMAGENET_STD),
-}
+def _default_normalisation() -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
+    from nuggy.registry import IMAGENET_MEAN, IMAGENET_STD, get_spec
+
+    table = {arch: (get_spec(arch).mean, get_spec(arch).std) for arch in ("u2net", "u2netp", "isnet")}
+    for arch in ("deeplabv3_resnet50", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large"):
+        table[arch] = (IMAGENET_MEAN, IMAGENET_STD)
+    return table
+
+
+#: mean/std (0..255 units) per architecture, used when not given: the registry's own.
+DEFAULT_NORMALISATION = _default_normalisation()
 
 
 class ExportParityError(RuntimeError):

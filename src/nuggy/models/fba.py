@@ -41,8 +41,9 @@ __all__ = [
     "STRIDE",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from nuggy.registry import IMAGENET_MEAN_UNIT as IMAGENET_MEAN  # noqa: E402
+from nuggy.registry import IMAGENET_STD_UNIT as IMAGENET_STD  # noqa: E402
+
 #: Input height and width must be multiples of this.
 STRIDE = 8
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..registry import ModelSpec, get_spec, spec_from_sidecar
+from ..registry import ModelSpec, get_spec, resolve_model
 from ..runtime.preprocess import upsample
 
 __all__ = [
@@ -70,23 +70,8 @@ def is_file_member(member: str) -> bool:
 
 
 def spec_for_weights(weights: str | os.PathLike, model: str | None) -> ModelSpec:
-    """The spec to run a user-supplied model file with.
-
-    A JSON sidecar next to the file (``model.json`` as written by ``nuggy models export``, or
-    ``model.onnx.json``) wins; otherwise the registry spec of ``model`` is used with the
-    file's own name and no checksum.
-    """
-    path = Path(weights)
-    try:
-        return spec_from_sidecar(path)
-    except FileNotFoundError:
-        pass
-    if model is None:
-        raise ValueError(
-            f"{path}: no spec file beside it ({path.name}.json); say which architecture it is "
-            "with --model u2netp|u2net|isnet"
-        )
-    return replace(get_spec(model), filename=path.name, sha256="", size=0)
+    """The spec to run a user-supplied model file with: :func:`nuggy.registry.resolve_model`."""
+    return resolve_model(model, weights)
 
 
 DEEPLAB_FILES = {
@@ -154,7 +139,7 @@ def load_predictor(config, *, accept_license: str | None = None, download: bool 
         path = Path(config.weights).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"{path}: weights file not found")
-        spec = spec_for_weights(path, config.model)
+        spec = resolve_model(config.model, path)
     else:
         if not config.model:
             raise ValueError("no model: give a registry name (--model) or a file (--weights)")

@@ -20,29 +20,18 @@ __all__ = ["TorchPredictor", "FBAPredictor", "resolve_spec"]
 
 
 def resolve_spec(arch: str, weights_path: str | os.PathLike | None = None):
-    """The :class:`~nuggy.registry.ModelSpec` giving pre-processing for ``arch``.
-
-    A registry name (``u2netp``, ``isnet-quint8``) gives its spec; otherwise a sidecar
-    ``.json`` next to an exported ``weights_path``; otherwise the first registry spec whose
-    ``architecture`` is ``arch``.
-    """
-    from nuggy.registry import UnknownModelError, get_spec, list_models
+    """The :class:`~nuggy.registry.ModelSpec` giving pre-processing for ``arch`` with
+    ``weights_path``: :func:`nuggy.registry.resolve_model` (the sidecar of an exported file
+    wins; a registry name describes any other file). An architecture name that is no registry
+    entry and a file without a sidecar is an error naming the fix (no guess)."""
+    from nuggy.registry import UnknownModelError, get_spec, resolve_model
 
     try:
-        return get_spec(arch)
+        get_spec(arch)
+        name = arch
     except UnknownModelError:
-        pass
-    if weights_path is not None:
-        from nuggy.registry import spec_from_sidecar
-
-        try:
-            return spec_from_sidecar(weights_path)
-        except FileNotFoundError:
-            pass
-    for spec in list_models():
-        if spec.architecture == arch:
-            return spec
-    raise ValueError(f"no pre-processing known for {arch!r}: use a registry name or a sidecar")
+        name = None
+    return resolve_model(name, weights_path) if weights_path is not None else get_spec(arch)
 
 
 def _cached_weights(spec) -> Path:
