@@ -139,10 +139,15 @@ def test_gradient_loss_ignores_offsets_and_sees_edges():
 def test_laplacian_pyramid_and_loss():
     x = _maps(4, h=32, w=32)
     levels = laplacian_pyramid(x, 5)
-    assert [tuple(l.shape[-2:]) for l in levels] == [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2)]
+    assert [tuple(l.shape[-2:]) for l in levels] == [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2), (1, 1)]
+    assert len(laplacian_pyramid(x, 5, residual=False)) == 5
     assert float(laplacian_loss(x, x)) == 0.0
-    # a constant offset lives only in the low-pass residual, weighted 2^4
-    assert float(laplacian_loss(x + 0.1, x, levels=5)) == pytest.approx(16 * 0.1, rel=1e-4)
+    # a constant offset lives only in the low-pass residual, which the loss (5 band-pass
+    # levels, as FBA's reference implementation) does not compare
+    assert float(laplacian_loss(x + 0.1, x, levels=5)) == pytest.approx(0.0, abs=1e-5)
+    step = torch.zeros(1, 1, 64, 64)
+    step[..., 32:] = 1.0
+    assert float(laplacian_loss(step, torch.zeros_like(step))) > 0
     # fine detail is seen by the band-pass levels
     noise = torch.randn_like(x) * 0.1
     lv = [float((a - b).abs().mean()) for a, b in zip(laplacian_pyramid(x + noise), levels)]
@@ -173,7 +178,8 @@ def test_fba_loss_is_zero_for_a_perfect_prediction_and_trains_all_outputs():
     image = alpha * fg + (1 - alpha) * bg
     total, parts = fba_loss(alpha, fg, bg, alpha_gt=alpha, fg_gt=fg, bg_gt=bg, image=image)
     assert float(total) == pytest.approx(0.0, abs=1e-5)
-    assert set(parts) == {"alpha_l1", "alpha_comp", "alpha_lap", "fb_l1", "fb_comp", "fb_lap", "fb_excl"}
+    assert set(parts) == {"alpha_l1", "alpha_comp", "alpha_grad", "alpha_lap", "fb_l1", "fb_comp",
+                          "fb_lap", "fb_excl"}  # FBA §3.3: the gradient loss is in the set
     a = torch.rand_like(alpha).requires_grad_(True)
     f = torch.rand_like(fg).requires_grad_(True)
     b = torch.rand_like(bg).requires_grad_(True)
