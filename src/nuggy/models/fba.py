@@ -319,6 +319,7 @@ class FBAMatting(nn.Module):
         out = self.decoder(feats, image, trimap)
         if not self.fuse:
             return out
+        out, image = out.float(), image.float()  # fusion in float32 under autocast too
         alpha, fg, bg = fba_fusion(out[:, :1], image, out[:, 1:4], out[:, 4:7])
         return torch.cat((alpha, fg, bg), 1)
 

@@ -48,6 +48,7 @@ __all__ = [
     "find_matting_samples",
     "open_matting_source",
     "list_backgrounds",
+    "open_fba_val",
     "trimap_from_alpha",
     "compose_sample",
     "encode_inputs",
@@ -141,6 +142,22 @@ def list_backgrounds(folders: Sequence[str]) -> list[Path]:
             raise DatasetError(f"data.backgrounds: {p}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         out += found
     return out
+
+
+def open_fba_val(cfg) -> list[Sample]:
+    """The validation samples of ``fba.val.root`` (a list; empty without a root)."""
+    from nuggy.eval.datasets import open_dataset
+
+    v = cfg.fba.val
+    if not v.root:
+        return []
+    try:
+        ds = open_dataset(v.root, layout=v.layout, split=v.split)
+    except DatasetError as exc:
+        raise DatasetError(f"fba.val.root: {exc}") from None
+    if not ds.samples:
+        raise DatasetError(f"fba.val.root: {v.root}: no image/alpha pairs")
+    return list(ds.samples)
 
 
 # ---------------------------------------------------------------------------------------------
