@@ -184,7 +184,8 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    name: Literal["adam", "adamw"] = "adam"
+    #: ``radam``: FBA Matting's optimiser (§4)
+    name: Literal["adam", "adamw", "radam"] = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])

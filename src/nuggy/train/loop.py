@@ -244,7 +244,7 @@ def _feats(out) -> list[Tensor]:
 
 def make_optimizer(params, name: str, lr: float, weight_decay: float, betas, eps: float):
     params = [p for p in params if p.requires_grad]
-    cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+    cls = {"adamw": torch.optim.AdamW, "radam": torch.optim.RAdam}.get(name, torch.optim.Adam)
     return cls(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
 
 
