@@ -223,20 +223,22 @@ def test_smoke_config_runs_and_resume_is_exact(real, tmp_path):
 @needs_data
 @pytest.mark.slow
 def test_tiny_fba_overfits_real_composites_and_runs_in_nuggy_remove(real, tmp_path):
-    """A smoke overfit (not a quality claim): 3 real foregrounds, 60 steps; the loss and the
-    SAD in the unknown region of the validation composites fall. The best checkpoint then
-    drives ``nuggy remove --matting fba --matting-weights``."""
+    """A smoke overfit (not a quality claim): 3 real foregrounds, 90 steps; the loss and the
+    SAD in the unknown region of the validation composites (the same foregrounds over other
+    photos) fall. The best checkpoint then drives ``nuggy remove --matting fba
+    --matting-weights``."""
     from nuggy.cli.main import main
     from nuggy.train.loop import train
 
-    cfg = _smoke_cfg(real, tmp_path / "run", "train.steps=60", "val.every=20",
-                     "train.log_every=10", "train.checkpoint_every=20", "optim.lr=3e-3")  # fmt: skip
+    cfg = _smoke_cfg(real, tmp_path / "run", "train.steps=90", "val.every=30",
+                     "train.log_every=10", "train.checkpoint_every=30",
+                     "augment.color_jitter.p=0")  # fmt: skip
     res = train(cfg)
     recs = [json.loads(x) for x in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
     loss = [r["loss"] for r in recs if r["kind"] == "train"]
     sad = [r["val/sad"] for r in recs if r["kind"] == "val"]
-    assert np.mean(loss[-2:]) < 0.7 * np.mean(loss[:2]), loss
-    assert sad[-1] < 0.8 * sad[0], sad
+    assert np.mean(loss[-3:]) < 0.7 * np.mean(loss[:3]), loss
+    assert sad[-1] < 0.9 * sad[0], sad
     assert res["best"]["metric"] == "sad"
 
     photo = tmp_path / "photo.png"
