@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -189,3 +190,39 @@ def test_fba_loss_is_zero_for_a_perfect_prediction_and_trains_all_outputs():
     for t in (a, f, b):
         assert t.grad is not None and t.grad.abs().sum() > 0
     assert all(float(v) > 0 for v in parts.values())
+
+
+def _exclusion_reference(f: np.ndarray, b: np.ndarray, levels: int = 3) -> float:
+    """Zhang et al.'s released compute_exclusion_loss, in NumPy (N×C×H×W), with the batch mean
+    in place of its sum; float64."""
+    def sig(x):
+        return 1.0 / (1.0 + np.exp(-x))
+
+    total = 0.0
+    for _ in range(levels):
+        for axis in (3, 2):  # x, then y
+            g1 = np.diff(f, axis=axis)
+            g2 = np.diff(b, axis=axis)
+            pad = [(0, 0)] * 4
+            pad[axis] = (0, 1)  # zero gradient at the far edge, as ours
+            g1, g2 = np.pad(g1, pad), np.pad(g2, pad)
+            lam = 2.0 * np.abs(g1).mean(axis=(2, 3)) / np.abs(g2).mean(axis=(2, 3))
+            s1 = 2 * sig(g1) - 1
+            s2 = 2 * sig(g2 * lam[..., None, None]) - 1
+            total += float(((s1**2 * s2**2).mean(axis=(2, 3)) ** 0.25).mean())
+        f = f.reshape(*f.shape[:2], f.shape[2] // 2, 2, f.shape[3] // 2, 2).mean(axis=(3, 5))
+        b = b.reshape(*b.shape[:2], b.shape[2] // 2, 2, b.shape[3] // 2, 2).mean(axis=(3, 5))
+    return total / (2 * levels)
+
+
+def test_exclusion_loss_matches_the_reference_formula():
+    g = torch.Generator().manual_seed(3)
+    f = torch.rand(2, 3, 32, 24, generator=g, dtype=torch.float64)
+    b = torch.rand(2, 3, 32, 24, generator=g, dtype=torch.float64)
+    ref = _exclusion_reference(f.numpy(), b.numpy())
+    # the loss runs in float32 (the reference in float64): ~1e-7 relative rounding; a change
+    # of formula (λ, the root, the level average) moves it by > 1e-3
+    assert float(exclusion_loss(f, b)) == pytest.approx(ref, rel=1e-6)
+    fm = f.clone().requires_grad_(True)
+    exclusion_loss(fm, b).backward()
+    assert torch.isfinite(fm.grad).all()

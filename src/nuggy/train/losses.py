@@ -235,6 +235,9 @@ def _pooled_mean(x: Tensor, mask: Tensor | None) -> Tensor:
     return (x * m).sum(dim=(-2, -1)) / m.sum(dim=(-2, -1)).clamp_min(1e-6)
 
 
+_ROOT_FLOOR = 1e-12
+
+
 def exclusion_loss(
     fg: Tensor, bg: Tensor, mask: Tensor | None = None, levels: int = 3, eps: float = 1e-6
 ) -> Tensor:
@@ -250,9 +253,9 @@ def exclusion_loss(
     Differences, each for a reason: per-image/channel terms are averaged over the batch
     (not summed) so the weight does not depend on the batch size; ``λ`` carries no gradient
     (it only balances the two gradient scales; through it the network could lower the loss
-    by rescaling one layer's gradients); ``eps`` inside the fourth root
-    (``(m + eps)^¼ − eps^¼``) keeps the gradient finite where Ψ is 0 (flat, masked-out);
-    ``mask`` (e.g. the unknown region) weights the pixels of the means.
+    by rescaling one layer's gradients); a mean below 1e-12 (flat or masked-out layers) counts
+    as 0 with no gradient (the fourth root's derivative is unbounded there); ``mask`` (e.g.
+    the unknown region) weights the pixels of the means; ``eps`` guards the λ division.
     """
     total = fg.new_zeros(())
     f, b, m = fg.float(), bg.float(), mask
@@ -266,7 +269,9 @@ def exclusion_loss(
             sf = 2.0 * torch.sigmoid(gf) - 1.0
             sb = 2.0 * torch.sigmoid(lam[..., None, None] * gb) - 1.0
             psi = _pooled_mean(sf * sf * sb * sb, m)
-            total = total + ((psi + eps) ** 0.25 - eps**0.25).mean()
+            # fourth root, 0 (with no gradient) where Ψ vanishes: d/dm m^¼ is unbounded at 0
+            root = torch.where(psi > _ROOT_FLOOR, psi.clamp_min(_ROOT_FLOOR) ** 0.25, psi * 0)
+            total = total + root.mean()
         n += 1
         if min(f.shape[-2:]) < 4:
             break
