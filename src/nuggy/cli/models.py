@@ -94,6 +94,29 @@ def run(args) -> int:
     return 2
 
 
+def _refuse_non_segmentation(checkpoint: str, meta: dict) -> None:
+    """Checkpoints of ``nuggy train`` that are not a photo → mask network say what they are."""
+    from pathlib import Path
+
+    kind, arch = meta.get("kind"), meta.get("arch")
+    if kind == "gt_encoder" or arch == "isnet_gt_encoder":
+        run = Path(checkpoint).resolve().parent
+        run = run.parent if run.name == "gt_encoder" else run
+        raise ValueError(
+            f"{checkpoint}: this is the IS-Net ground-truth encoder of stage 1 (it reads masks, "
+            "not photos, and only supervises stage 2's features), so it cannot remove a "
+            f"background; export the stage-2 segmentation checkpoint instead: nuggy models "
+            f"export {run / 'best.pt'} -o model.onnx (or {run / 'last.pt'}); if stage 2 has "
+            f"not run yet, continue the run with: nuggy train --resume {run}"
+        )
+    if kind == "fba" or arch == "fba":
+        raise ValueError(
+            f"{checkpoint}: an FBA Matting checkpoint (alpha matting from an image and a "
+            "trimap), not a segmentation network; it is not exported to ONNX: use it as it is "
+            f"with nuggy remove PHOTO --matting fba --matting-weights {checkpoint}"
+        )
+
+
 def export_checkpoint(checkpoint: str, output: str, *, arch: str | None = None,
                       input_size: int | None = None):
     """Export a training checkpoint (or a plain state dict) to ONNX with a parity check.
@@ -108,6 +131,7 @@ def export_checkpoint(checkpoint: str, output: str, *, arch: str | None = None,
 
     meta = torch.load(checkpoint, map_location="cpu", weights_only=True)
     meta = meta if isinstance(meta, dict) else {}
+    _refuse_non_segmentation(checkpoint, meta)
     arch = arch or meta.get("arch")
     if not arch:
         raise ValueError(f"{checkpoint}: no architecture recorded; pass --arch u2netp|u2net|isnet")

@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-DESCRIPTION = """Train or fine-tune a segmentation model from a YAML config.
+DESCRIPTION = """Train or fine-tune a segmentation model (task: segmentation) or FBA Matting
+(task: fba) from a YAML config.
 
   nuggy train --config configs/nuggy-mix.yaml
+  nuggy train --config configs/fba-composition.yaml
   nuggy train --config my.yaml --set optim.lr=1e-4 --set train.steps=5000
   nuggy train --resume runs/exp1/last.pt            (config from the checkpoint)
-  nuggy train --config my.yaml --check              (validate config and datasets, then stop)
+  nuggy train --config my.yaml --check              (run every pre-training check, then stop)
   torchrun --nproc-per-node 8 -m nuggy.train --config my.yaml      (multi-GPU / multi-node)
 
 Writes into train.output_dir: config.yaml (resolved), last.pt, best.pt, metrics.jsonl,
-metrics.csv, plot.png. Export with: nuggy models export RUN/best.pt -o mine.onnx"""
+metrics.csv, plot.png. Export with: nuggy models export RUN/best.pt -o mine.onnx
+(FBA: nuggy remove photo.jpg --matting fba --matting-weights RUN/best.pt)"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,17 +59,15 @@ def run(args) -> int:
             print("nuggy train: give --config FILE (or --resume CKPT)", file=sys.stderr)
             return 2
         if args.check:
-            from nuggy.train.data import open_source
+            from nuggy.train.preflight import preflight
 
+            # the same checks train() runs before its first step: licence, files, datasets
+            rep = preflight(cfg, resume=bool(args.resume and not args.config), warn=False)
             print(config_to_yaml(cfg), end="")
-            for d in cfg.data.datasets:
-                if d.name in cfg.data.exclude:
-                    print(f"# {d.name}: excluded")
-                    continue
-                n = len(open_source(d))
-                nv = len(open_source(d, val=True)) if d.val_split else 0
-                print(f"# {d.name} ({d.layout}): {n} training samples, {nv} validation, "
-                      f"weight {d.weight:g}")
+            for line in rep.lines:
+                print(f"# {line}")
+            for w in rep.warnings:
+                print(f"nuggy train: warning: {w}", file=sys.stderr)
             return 0
         from nuggy.train.loop import train
 

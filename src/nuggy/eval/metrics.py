@@ -8,7 +8,9 @@ implement the alphamatting.com definitions (Rhemann et al., CVPR 2009):
 
 DIS metrics follow the DIS benchmark (Qin et al., ECCV 2022) as computed by the
 salient-object-detection toolboxes (the MATLAB originals and their Python port PySODMetrics)
-and by the DIS repository's ``hce_metric_main.py``:
+and by the DIS repository's ``hce_metric_main.py``. Their ground truth is binarised at
+``gt > 128`` (8-bit), as PySODMetrics' ``prepare_data`` does; a float ground truth at
+``> 128/255`` (the same pixels when it was read from an 8-bit file):
 
 * :func:`max_f`, :func:`weighted_f`, :func:`mae`, :func:`s_measure`, :func:`e_measure`,
   :func:`hce`, and :func:`dis_metrics`.
@@ -112,10 +114,23 @@ def _region_sum(err: np.ndarray, mask: np.ndarray | None) -> float:
     return float(err.sum() if mask is None else err[mask].sum())
 
 
+#: DIS ground truth cut: ``gt > 128`` on 8-bit maps, as PySODMetrics' ``prepare_data`` and
+#: the DIS evaluation code; float maps use the same cut on the 0..1 scale (``> 128/255``), so a
+#: float map read from an 8-bit PNG (``gt / 255``) binarises exactly as the PNG does.
+GT_THRESHOLD_8BIT = 128
+
+
+def _binarise_gt(gt: np.ndarray) -> np.ndarray:
+    """The ground truth as bool: uint8 ``> 128``, float ``> 128/255``, bool as is."""
+    if isinstance(gt, np.ndarray) and gt.dtype == np.uint8:
+        return gt > GT_THRESHOLD_8BIT
+    return _as_map(gt, "gt") > GT_THRESHOLD_8BIT / 255.0
+
+
 def _binary_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """pred as float64 in [0, 1] and gt binarised at > 0.5."""
-    p, g = _pair(pred, gt)
-    return p, g > 0.5
+    """pred as float64 in [0, 1] and gt binarised as :func:`_binarise_gt` (``> 128``)."""
+    p, _ = _pair(pred, gt)
+    return p, _binarise_gt(gt)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,11 +387,11 @@ def max_f(pred: np.ndarray, gt: np.ndarray, *, beta2: float = 0.3) -> float:
     """Maximum F-measure over the 256 thresholds of ``floor(255·pred)``.
 
     ``F_t = (1 + β²) P_t R_t / (β² P_t + R_t)`` with ``P_t``, ``R_t`` of
-    ``floor(255·pred) ≥ t`` against ``gt > 0.5``, ``t = 0..255``; 0/0 counts as 0.
+    ``floor(255·pred) ≥ t`` against ``gt > 128`` (8-bit), ``t = 0..255``; 0/0 counts as 0.
 
     Args:
         pred: probability map, ``H×W``; float in ``[0, 1]``, ``uint8`` (``/255``) or bool.
-        gt: ground truth, ``H×W``, same dtypes, binarised at ``> 0.5``.
+        gt: ground truth, ``H×W``, same dtypes, binarised at ``> 128`` (8-bit; floats ``> 128/255``).
         beta2: ``β²`` (``> 0``), 0.3 in the DIS / SOD literature.
 
     Returns:
@@ -413,7 +428,7 @@ def weighted_f(pred: np.ndarray, gt: np.ndarray, *, beta2: float = 1.0) -> float
 
     Args:
         pred: probability map, ``H×W``; float in ``[0, 1]``, ``uint8`` (``/255``) or bool.
-        gt: ground truth, ``H×W``, same dtypes, binarised at ``> 0.5``.
+        gt: ground truth, ``H×W``, same dtypes, binarised at ``> 128`` (8-bit; floats ``> 128/255``).
         beta2: ``β²`` (``> 0``), 1 by convention.
 
     Returns:
@@ -440,7 +455,7 @@ def weighted_f(pred: np.ndarray, gt: np.ndarray, *, beta2: float = 1.0) -> float
 
 
 def mae(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Mean absolute error ``mean |pred − gt|`` with ``gt`` binarised at ``> 0.5``.
+    """Mean absolute error ``mean |pred − gt|``, ``gt`` binarised at ``> 128`` (8-bit).
 
     Args:
         pred: probability map, ``H×W``; float in ``[0, 1]``, ``uint8`` (``/255``) or bool.
@@ -485,7 +500,7 @@ def s_measure(pred: np.ndarray, gt: np.ndarray, *, alpha: float = 0.5) -> float:
 
     Args:
         pred: probability map, ``H×W``; float in ``[0, 1]``, ``uint8`` (``/255``) or bool.
-        gt: ground truth, ``H×W``, same dtypes, binarised at ``> 0.5``.
+        gt: ground truth, ``H×W``, same dtypes, binarised at ``> 128`` (8-bit; floats ``> 128/255``).
         alpha: weight of the object term, in ``[0, 1]``.
 
     Returns:
@@ -560,7 +575,7 @@ def e_measure(
 
     Args:
         pred: probability map, ``H×W``; float in ``[0, 1]``, ``uint8`` (``/255``) or bool.
-        gt: ground truth, ``H×W``, same dtypes, binarised at ``> 0.5``.
+        gt: ground truth, ``H×W``, same dtypes, binarised at ``> 128`` (8-bit; floats ``> 128/255``).
         reduction: ``"mean"`` or ``"max"`` over the 256 thresholds.
 
     Returns:
@@ -628,8 +643,8 @@ def hce(
 ) -> float:
     """Human correction efforts ``HCE_γ`` (Qin et al., ECCV 2022), as ``hce_metric_main.py``.
 
-    Both maps are binarised (``> 0.5``). False positives / negatives are relaxed: only
-    the parts reachable within ``relax`` constrained 4-neighbour dilations from the union
+    The prediction is binarised at ``> 0.5``, the ground truth at ``> 128`` (8-bit). False
+    positives / negatives are relaxed: only the parts reachable within ``relax`` constrained 4-neighbour dilations from the union
     eroded ``relax`` times are kept (thin errors along true edges are forgiven), and
     skeleton pixels of ``gt`` outside the true positives are always kept as false negatives.
     The effort is the number of Douglas–Peucker (``epsilon``) vertices along the error
@@ -638,8 +653,8 @@ def hce(
 
     Args:
         pred: probability map, ``H×W``; float in ``[0, 1]``, ``uint8`` (``/255``) or bool.
-        gt: ground truth, ``H×W``, same dtypes, binarised at ``> 0.5``.
-        gt_ske: optional skeleton of ``gt`` (``H×W``, same dtypes, binarised at ``> 0.5``);
+        gt: ground truth, ``H×W``, same dtypes, binarised at ``> 128`` (8-bit; floats ``> 128/255``).
+        gt_ske: optional skeleton of ``gt`` (``H×W``, same dtypes, binarised as ``gt``);
             default ``skimage.morphology.skeletonize(gt)``.
         relax: number of erosion / dilation steps (``≥ 0``), γ = 5 in DIS.
         epsilon: Douglas–Peucker tolerance in pixels (``≥ 0``).
@@ -663,7 +678,7 @@ def hce(
             ) from exc
         ske = skeletonize(g)
     else:
-        ske = _as_map(gt_ske, "gt_ske") > 0.5
+        ske = _binarise_gt(gt_ske)
         if ske.shape != g.shape:
             raise ValueError(f"shape mismatch: gt_ske {ske.shape} vs gt {g.shape}")
 
@@ -714,7 +729,7 @@ def dis_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
 
     Args:
         pred: probability map, ``H×W``; float in ``[0, 1]``, ``uint8`` (``/255``) or bool.
-        gt: ground truth, ``H×W``, same dtypes, binarised at ``> 0.5``.
+        gt: ground truth, ``H×W``, same dtypes, binarised at ``> 128`` (8-bit; floats ``> 128/255``).
 
     Returns:
         ``{"max_f"`` (β² = 0.3), ``"weighted_f"`` (β² = 1), ``"mae"``, ``"s_measure"``

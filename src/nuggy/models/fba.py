@@ -320,6 +320,7 @@ class FBAMatting(nn.Module):
         out = self.decoder(feats, image, trimap)
         if not self.fuse:
             return out
+        out, image = out.float(), image.float()  # fusion in float32 under autocast too
         alpha, fg, bg = fba_fusion(out[:, :1], image, out[:, 1:4], out[:, 4:7])
         return torch.cat((alpha, fg, bg), 1)
 
@@ -379,7 +380,7 @@ def trimap_clicks(two_channel: np.ndarray, L: float = 320.0) -> np.ndarray:
     ``exp(−d² / (2σ²))`` where ``d`` is the Euclidean distance to the nearest pixel of that
     class (1 on the class itself, decaying away from it; 0 everywhere if the class is absent).
     """
-    import cv2
+    from scipy import ndimage
 
     t = np.asarray(two_channel)
     if t.ndim != 3 or t.shape[2] != 2:
@@ -390,8 +391,10 @@ def trimap_clicks(two_channel: np.ndarray, L: float = 320.0) -> np.ndarray:
         mask = t[..., k] > 0.5
         if not mask.any():
             continue
-        src = np.where(mask, 0, 255).astype(np.uint8)
-        d2 = cv2.distanceTransform(src, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).astype(np.float64) ** 2
+        # exact Euclidean distance in float64 (OpenCV's DIST_MASK_PRECISE is exact too, but
+        # its multi-threaded float32 passes gave 1-ulp run-to-run differences, which broke
+        # bit-exact training resumes)
+        d2 = ndimage.distance_transform_edt(~mask) ** 2
         for j, s in enumerate((0.02, 0.08, 0.16)):
             out[3 * k + j] = np.exp(-d2 / (2 * (s * L) ** 2))
     return out

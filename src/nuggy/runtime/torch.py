@@ -108,13 +108,45 @@ class TorchPredictor:
         return predict_flip_tta(self.run_tensor, to_model_input(image, self.spec), flip=flip)
 
 
+def _load_fba(weights: str | os.PathLike) -> nn.Module:
+    """FBA Matting from ``FBA.pth``, a plain state dict, or a ``nuggy train`` checkpoint."""
+    from nuggy.errors import ConfigError
+    from nuggy.models.registry import create_model, load_state_dict_strict, remap_checkpoint
+
+    obj = torch.load(Path(weights), map_location="cpu", weights_only=True)
+    kwargs: dict = {}
+    if isinstance(obj, dict) and obj.get("format") == "nuggy-train-checkpoint":
+        if obj.get("arch") != "fba":
+            raise ConfigError(
+                f"{weights}: a nuggy train checkpoint of {obj.get('arch')} "
+                f"({obj.get('kind')}), not FBA Matting; --matting-weights takes FBA.pth or a "
+                "checkpoint of a task: fba run (RUN/best.pt)"
+            )
+        kwargs = dict(obj.get("model_kwargs") or {})
+        obj = obj["model"]
+    elif isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model", "net"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    sd = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    model = create_model("fba", **kwargs)
+    load_state_dict_strict(model, remap_checkpoint("fba", sd))
+    return model.eval()
+
+
 class FBAPredictor:
     """FBA Matting on one image and trimap (CPU by default).
 
     Args:
-        weights: ``FBA.pth`` (official) or a state dict saved from :class:`FBAMatting`.
+        weights: ``FBA.pth`` (official), a state dict saved from :class:`FBAMatting`, or a
+            checkpoint written by ``nuggy train`` with ``task: fba`` (``last.pt`` /
+            ``best.pt``; its ``model_kwargs``, e.g. a reduced width, are honoured).
         model: an already built :class:`~nuggy.models.fba.FBAMatting` (instead of ``weights``).
         device: torch device.
+
+    Raises:
+        ConfigError: ``weights`` is a ``nuggy train`` checkpoint of another network.
     """
 
     def __init__(
@@ -124,12 +156,10 @@ class FBAPredictor:
         model: nn.Module | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
-        from nuggy.models.registry import load_checkpoint
-
         if model is None:
             if weights is None:
                 raise ValueError("FBAPredictor needs weights= (FBA.pth) or model=")
-            model = load_checkpoint("fba", weights)
+            model = _load_fba(weights)
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
 

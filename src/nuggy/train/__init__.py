@@ -1,4 +1,5 @@
-"""Training: fine-tune IS-Net / U²-Net on a weighted mixture of datasets (DDP-ready).
+"""Training: fine-tune IS-Net / U²-Net on a weighted mixture of datasets, or train FBA Matting
+on composites (``task: fba``); DDP-ready.
 
 Modules (import them directly; nothing here imports torch):
 
@@ -8,6 +9,9 @@ Modules (import them directly; nothing here imports torch):
 - :mod:`~nuggy.train.mixture`   the weighted, reproducible, DDP-sharded sampler
 - :mod:`~nuggy.train.losses`    side BCE / IoU, IS-Net feature sync, FBA matting losses
 - :mod:`~nuggy.train.loop`      :func:`train` (AMP, accumulation, checkpoints, exact resume)
+- :mod:`~nuggy.train.preflight` every check that can fail, run before the first step
+- :mod:`~nuggy.train.matting_data` foreground layouts, compositing, FBA input encodings
+- :mod:`~nuggy.train.fba_task`  the FBA stage on the shared trainer
 - :mod:`~nuggy.train.synthetic` thin-structure composites for tests and benchmarks
 
 Entry points: ``nuggy train --config X.yaml`` and ``torchrun … -m nuggy.train --config X.yaml``.

@@ -35,6 +35,9 @@ __all__ = [
     "RunConfig",
     "ValConfig",
     "TrainConfig",
+    "FBAConfig",
+    "FBAValConfig",
+    "TASKS",
     "ARCHS",
     "DATASET_LAYOUTS",
     "VAL_METRICS",
@@ -47,9 +50,17 @@ __all__ = [
     "apply_overrides",
 ]
 
-ARCHS = ("isnet", "u2net", "u2netp")
-DATASET_LAYOUTS = ("dis5k", "am2k", "thinobject5k", "trans10k", "generic")
-VAL_METRICS = ("max_f", "mae", "hce", "sad", "mse", "grad")
+TASKS = ("segmentation", "fba")
+ARCHS = ("isnet", "u2net", "u2netp", "fba")
+DATASET_LAYOUTS = (
+    "dis5k", "am2k", "thinobject5k", "trans10k", "generic", "composition1k", "distinctions646",
+)  # fmt: skip
+#: layouts that hold foreground + alpha for compositing (``task: fba``)
+MATTING_LAYOUTS = ("composition1k", "distinctions646", "am2k", "generic")
+#: layouts whose objects are transparent (glass, plastic): their masks teach the network to
+#: cut through see-through regions, which the recipe found hurts fur edges
+TRANSPARENT_LAYOUTS = ("trans10k",)
+VAL_METRICS = ("max_f", "mae", "hce", "sad", "mse", "grad", "conn")
 #: validation metrics where a larger value is better (the rest: smaller is better)
 HIGHER_IS_BETTER = frozenset({"max_f"})
 
@@ -66,7 +77,7 @@ class ConfigError(errors.ConfigError):
 class ModelConfig:
     """Which network to train and where its starting weights come from."""
 
-    arch: Literal["isnet", "u2net", "u2netp"] = "u2netp"
+    arch: Literal["isnet", "u2net", "u2netp", "fba"] = "u2netp"
     #: registry model name (its ONNX weights are converted), a ``.pth``/``.pt`` path, or null
     #: for random initialisation
     init: str | None = None
@@ -104,7 +115,9 @@ class DatasetConfig:
     """One training source."""
 
     name: str
-    layout: Literal["dis5k", "am2k", "thinobject5k", "trans10k", "generic"]
+    layout: Literal[
+        "dis5k", "am2k", "thinobject5k", "trans10k", "generic", "composition1k", "distinctions646"
+    ]
     root: str
     #: sub-folder (DIS5K ``DIS-TR``, AM-2k ``train``, Trans10K ``train``) or list name
     #: (ThinObject-5K ``train`` → ``list/train.txt``); null: ``root`` itself
@@ -113,6 +126,9 @@ class DatasetConfig:
     weight: float = 1.0
     #: split used for per-dataset validation (null: not validated)
     val_split: str | None = None
+    #: the dataset shows transparent objects (glass, water…): mixing it in logs a warning.
+    #: Trans10K is always treated as transparent.
+    transparent: bool = False
 
 
 @dataclass
@@ -125,6 +141,9 @@ class DataConfig:
     #: samples that make one epoch (null: the sum of the dataset sizes)
     samples_per_epoch: int | None = None
     num_workers: int = 2
+    #: ``task: fba``: folders of background photos (searched recursively) composited behind
+    #: the foregrounds
+    backgrounds: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -165,7 +184,8 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    name: Literal["adam", "adamw"] = "adam"
+    #: ``radam``: FBA Matting's optimiser (§4)
+    name: Literal["adam", "adamw", "radam"] = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
@@ -214,7 +234,7 @@ class ValConfig:
     #: validate every N optimiser steps (and at the end); 0: only at the end
     every: int = 1000
     #: metric that selects ``best.pt`` (mean over the validated datasets)
-    metric: Literal["max_f", "mae", "hce", "sad", "mse", "grad"] = "max_f"
+    metric: Literal["max_f", "mae", "hce", "sad", "mse", "grad", "conn"] = "max_f"
     #: metrics computed and logged (the selection metric is always included)
     metrics: list[str] = field(default_factory=lambda: ["max_f", "mae"])
     #: at most N validation images per dataset (null: all)
@@ -222,7 +242,65 @@ class ValConfig:
 
 
 @dataclass
+class FBAValConfig:
+    """Validation of ``task: fba`` on real photos with ground truth: a folder in any layout of
+    :func:`nuggy.eval.datasets.open_dataset` (``image/`` + ``alpha/`` [+ ``trimap/``],
+    alphamatting.com, AM-2k …). Without trimaps, one is made from the alpha (fixed band)."""
+
+    #: the folder (null: no validation; best.pt is the final model)
+    root: str | None = None
+    #: layout name for open_dataset (null: detected)
+    layout: str | None = None
+    split: str | None = None
+    #: half-width in pixels of the unknown band of trimaps made from the alpha
+    trimap_band: int = 10
+    #: photos larger than this (longer side) are scaled down for the network; the alpha is
+    #: scaled back up and scored at full size (0: never)
+    max_side: int = 1024
+
+
+@dataclass
+class FBAConfig:
+    """FBA Matting training (Forte & Pitié 2020, §3 and §4): on-the-fly compositing, trimaps
+    from the alpha, and the paper's loss set ``L = L_α + 0.25 · L_FB``.
+
+    Loss weights (paper §3.3): every alpha term 1 (L1, compositional, Laplacian, gradient); the
+    four F/B terms (L1, compositional, Laplacian, exclusion) share the 0.25 of ``L_FB``.
+    """
+
+    #: square crop sides (pixels of the rescaled foreground) drawn uniformly, centred on a
+    #: pixel of the unknown region; the crop is then resized to ``data.input_size``
+    crop_sizes: list[int] = field(default_factory=lambda: [320, 480, 640])
+    #: random rescale of foreground and alpha before cropping (factor range)
+    scale: list[float] = field(default_factory=lambda: [0.5, 1.5])
+    #: trimap from alpha: the unknown band is ``dilate(α > 0, k) − erode(α = 1, k')`` with
+    #: ``k, k'`` (pixels, at input size) drawn independently from this range
+    trimap_kernel: list[int] = field(default_factory=lambda: [3, 25])
+    #: probability of merging a second foreground (same dataset) into the first before
+    #: compositing (``α = α₁ + α₂(1 − α₁)``; the two-foreground augmentation of GCA Matting,
+    #: Li & Lu 2020, common in Composition-1k training; 0: off)
+    two_fg: float = 0.0
+    #: where the losses are averaged: ``unknown`` (the trimap's unknown region, as the
+    #: paper's alpha losses) or ``whole``
+    loss_region: Literal["unknown", "whole"] = "unknown"
+    #: ``L`` of the distance-transform click maps (σ = 0.02, 0.08, 0.16 · L), as the network
+    #: was published with
+    clicks_L: float = 320.0
+    alpha_l1: float = 1.0
+    alpha_comp: float = 1.0
+    alpha_lap: float = 1.0
+    alpha_grad: float = 1.0
+    fb_l1: float = 0.25
+    fb_comp: float = 0.25
+    fb_lap: float = 0.25
+    fb_excl: float = 0.25
+    val: FBAValConfig = field(default_factory=FBAValConfig)
+
+
+@dataclass
 class TrainConfig:
+    #: ``segmentation`` (IS-Net / U²-Net on masks) or ``fba`` (FBA Matting on composites)
+    task: Literal["segmentation", "fba"] = "segmentation"
     model: ModelConfig = field(default_factory=ModelConfig)
     gt_encoder: GTEncoderConfig = field(default_factory=GTEncoderConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -232,6 +310,7 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: RunConfig = field(default_factory=RunConfig)
     val: ValConfig = field(default_factory=ValConfig)
+    fba: FBAConfig = field(default_factory=FBAConfig)
 
     # -- derived -------------------------------------------------------------------------
     @property
@@ -247,7 +326,12 @@ class TrainConfig:
 
     @property
     def uses_gt_encoder(self) -> bool:
-        return self.model.arch == "isnet" and self.gt_encoder.enabled
+        return self.task == "segmentation" and self.model.arch == "isnet" and self.gt_encoder.enabled
+
+    @property
+    def transparent_datasets(self) -> list[DatasetConfig]:
+        """Active datasets of transparent objects (Trans10K, or flagged ``transparent: true``)."""
+        return [d for d in self.active_datasets if d.transparent or d.layout in TRANSPARENT_LAYOUTS]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,6 +440,46 @@ def _build(cls: type, data: Any, where: str) -> Any:
     return cls(**kwargs)
 
 
+def _check_fba(cfg: TrainConfig, need) -> None:
+    f, d = cfg.fba, cfg.data
+    need(cfg.model.arch == "fba", f"model.arch: task fba trains arch fba, not {cfg.model.arch}")
+    d32 = 32 % cfg.model.width_divisor == 0 and cfg.model.width_divisor <= 32
+    need(d32, "model.width_divisor: FBA needs a divisor of 32 (1, 2, 4, 8, 16, 32)")
+    for i, x in enumerate(d.datasets):
+        need(x.layout in MATTING_LAYOUTS,
+             f"data.datasets[{i}] ({x.name}).layout: {x.layout} has no foreground/alpha for "
+             f"compositing; FBA training reads {', '.join(MATTING_LAYOUTS)}")  # fmt: skip
+    need(bool(d.backgrounds), "data.backgrounds: list at least one folder of background photos")
+    need(all(isinstance(b, str) and b.strip() for b in d.backgrounds),
+         "data.backgrounds: empty folder name")
+    need(all(v % 8 == 0 for v in d.input_size),
+         f"data.input_size: FBA needs multiples of 8; got {d.input_size}")
+    need(bool(f.crop_sizes) and all(c >= 16 for c in f.crop_sizes),
+         f"fba.crop_sizes: give sides >= 16; got {f.crop_sizes}")
+    need(len(f.scale) == 2 and 0 < f.scale[0] <= f.scale[1],
+         f"fba.scale: need [lo, hi] with 0 < lo <= hi; got {f.scale}")
+    need(len(f.trimap_kernel) == 2 and 1 <= f.trimap_kernel[0] <= f.trimap_kernel[1],
+         f"fba.trimap_kernel: need [lo, hi] with 1 <= lo <= hi; got {f.trimap_kernel}")
+    need(0 <= f.two_fg <= 1, "fba.two_fg: a probability in [0, 1]")
+    need(f.clicks_L > 0, "fba.clicks_L: must be > 0")
+    names = ("alpha_l1", "alpha_comp", "alpha_lap", "alpha_grad", "fb_l1", "fb_comp", "fb_lap",
+             "fb_excl")  # fmt: skip
+    need(all(getattr(f, k) >= 0 for k in names), "fba: loss weights must be >= 0")
+    need(sum(getattr(f, k) for k in names) > 0, "fba: every loss weight is 0")
+    need(f.val.trimap_band >= 1, "fba.val.trimap_band: must be >= 1")
+    need(f.val.max_side >= 0, "fba.val.max_side: must be >= 0")
+    bad = sorted(set(cfg.val.metrics) - {"sad", "mse", "grad", "conn"})
+    if cfg.val.metrics == ["max_f", "mae"]:  # the segmentation default: switch to matting
+        cfg.val.metrics = ["sad", "mse", "grad", "conn"]
+        bad = []
+    need(not bad, f"val.metrics: {', '.join(bad)} are segmentation metrics; FBA validates with "
+                  "sad, mse, grad, conn")  # fmt: skip
+    if cfg.val.metric == "max_f":  # the segmentation default
+        cfg.val.metric = "sad"
+    need(cfg.val.metric in ("sad", "mse", "grad", "conn"),
+         f"val.metric: {cfg.val.metric} is not a matting metric (sad, mse, grad, conn)")
+
+
 def _check(cfg: TrainConfig) -> None:
     """Range and consistency checks (types are already right)."""
 
@@ -368,6 +492,10 @@ def _check(cfg: TrainConfig) -> None:
         cfg.val,
     )  # fmt: skip
     need(m.width_divisor >= 1, "model.width_divisor: must be >= 1")
+    if cfg.task == "fba":
+        _check_fba(cfg, need)
+    else:
+        need(m.arch != "fba", "model.arch: fba is a matting network; set task: fba")
     need(m.init is None or m.init.strip() != "", "model.init: empty; use null for random weights")
     if cfg.uses_gt_encoder:
         need(g.steps >= 0, "gt_encoder.steps: must be >= 0")

@@ -54,12 +54,14 @@ from .config import (
 from .data import SourceDataset, TrainSet, ValSet, collate_val, open_source
 from .losses import feature_sync, segmentation_loss
 from .mixture import MixtureSampler, mix_report
+from .preflight import resolve_initial_weights
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "DistEnv",
     "setup_distributed",
     "build_model",
+    "resolve_initial_weights",
     "load_initial_weights",
     "bn_is_folded",
     "set_train_mode",
@@ -171,29 +173,11 @@ def load_initial_weights(model: nn.Module, arch: str, init: str, accept_license:
     weights) strictly into ``model``; returns a description of the source."""
     from nuggy.models.registry import load_state_dict_strict, read_state_dict, remap_checkpoint
 
-    path = Path(init).expanduser()
-    if path.is_file():
-        sd = remap_checkpoint(arch, read_state_dict(path))
+    found = resolve_initial_weights(arch, init, accept_license)
+    if isinstance(found, Path):
+        sd = remap_checkpoint(arch, read_state_dict(found))
         load_state_dict_strict(model, sd)
-        return str(path)
-    from nuggy.registry import UnknownModelError, get_spec
-
-    try:
-        spec = get_spec(init)
-    except UnknownModelError:
-        raise ConfigError(
-            f"model.init: {init!r} is neither a file nor a registry model name "
-            "(nuggy models list shows the names)"
-        ) from None
-    if spec.architecture != arch:
-        raise ConfigError(
-            f"model.init: registry model {init!r} is a {spec.architecture}, but model.arch is {arch}"
-        )
-    if getattr(spec, "licence_gate", None) and accept_license != spec.licence_gate:
-        raise ConfigError(
-            f"model.init: the {init} weights are {spec.licence} (opt-in); set "
-            f"model.accept_license: {spec.licence_gate} to accept it, or start from a .pth file"
-        )
+        return str(found)
     from nuggy.models.convert import convert_registry_model
 
     pth = convert_registry_model(init, accept_license=accept_license)
@@ -260,7 +244,7 @@ def _feats(out) -> list[Tensor]:
 
 def make_optimizer(params, name: str, lr: float, weight_decay: float, betas, eps: float):
     params = [p for p in params if p.requires_grad]
-    cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+    cls = {"adamw": torch.optim.AdamW, "radam": torch.optim.RAdam}.get(name, torch.optim.Adam)
     return cls(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
 
 
@@ -535,6 +519,13 @@ class _Stage:
     gt_encoder: nn.Module | None = None
     resume: dict | None = None
     extra_ckpt: dict = field(default_factory=dict)
+    #: task hooks (default: the segmentation task): the training dataset, the module DDP
+    #: wraps around the model, and the validation function ``(model, amp_ctx) -> metrics``
+    trainset: Any = None
+    wrap: Callable[[nn.Module], nn.Module] | None = None
+    validate_fn: Callable[[nn.Module, Callable[[], Any]], dict[str, float]] | None = None
+    #: normalisation stored in the checkpoint (0..255 units); null: the architecture's
+    mean_std: tuple[list[float], list[float]] | None = None
 
 
 class _Trainer:
@@ -584,7 +575,7 @@ class _Trainer:
             load_state_dict_strict(model, resume["model"])
         if cfg.model.sync_bn and env.distributed and env.device.type == "cuda" and not st.freeze_bn:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        wrapper = _Logits(model)
+        wrapper = st.wrap(model) if st.wrap is not None else _Logits(model)
         if env.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -612,8 +603,11 @@ class _Trainer:
 
         runlog = _RunLog(st.out, env.is_main, step if resume is not None else None)
         masks_only = st.input_key == "mask_input"
-        mean, std = _normalisation(cfg.model.arch)
-        trainset = TrainSet(self.sources, self.hw, cfg.augment, mean, std, masks_only=masks_only)
+        if st.trainset is not None:
+            trainset = st.trainset
+        else:
+            mean, std = _normalisation(cfg.model.arch)
+            trainset = TrainSet(self.sources, self.hw, cfg.augment, mean, std, masks_only=masks_only)
         sampler = MixtureSampler(
             [len(x) for x in self.sources], self.weights, batch_size=r.batch_size,
             micro_batches=self.micro_per_epoch, seed=r.seed, num_replicas=env.world_size,
@@ -654,11 +648,14 @@ class _Trainer:
             last_val = step
             if not self.val_sources:
                 return False
-            res = _validate(
-                model, self.val_sources, input_key=st.input_key, metrics=st.val_metrics,
-                hw=self.hw, mean=mean, std=std, limit=cfg.val.limit, env=env,
-                amp_ctx=self.amp_ctx, num_workers=cfg.data.num_workers,
-            )  # fmt: skip
+            if st.validate_fn is not None:
+                res = st.validate_fn(model, self.amp_ctx)
+            else:
+                res = _validate(
+                    model, self.val_sources, input_key=st.input_key, metrics=st.val_metrics,
+                    hw=self.hw, mean=mean, std=std, limit=cfg.val.limit, env=env,
+                    amp_ctx=self.amp_ctx, num_workers=cfg.data.num_workers,
+                )  # fmt: skip
             set_train_mode(model, st.freeze_bn)
             key = f"val/{st.val_metric}"
             value = res.get(key)
@@ -797,13 +794,16 @@ class _Trainer:
 
     # -----------------------------------------------------------------------------------
     def _meta(self, st: _Stage, model: nn.Module) -> dict:
-        if st.name == "gt_encoder":
+        if st.mean_std is not None:
+            mean, std = st.mean_std
+        elif st.name == "gt_encoder":
             mean, std = [0.0], [1.0]
         else:
             mean, std = _normalisation(st.arch)
         return {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
+            "task": self.cfg.task,
             "kind": st.name,
             "arch": st.arch,
             "model_kwargs": {"width_divisor": self.cfg.model.width_divisor},
@@ -940,6 +940,10 @@ def train(
 
 
 def _train(cfg: TrainConfig, env: DistEnv, ckpt: dict | None, stop_at_step: int | None) -> dict:
+    from .preflight import preflight
+
+    # every check that can fail runs before anything is written or trained
+    preflight(cfg, resume=ckpt is not None, warn=env.is_main)
     out = Path(cfg.train.output_dir)
     problem = None
     if ckpt is None and env.is_main:
@@ -959,6 +963,10 @@ def _train(cfg: TrainConfig, env: DistEnv, ckpt: dict | None, stop_at_step: int 
         dropped = [d.name for d in cfg.data.datasets if d.name in set(cfg.data.exclude)]
         if dropped:
             log.info("excluded datasets: %s", ", ".join(dropped))
+    if cfg.task == "fba":
+        from .fba_task import train_fba
+
+        return train_fba(cfg, env, ckpt, stop_at_step)
     sources, val_sources = _open_sources(cfg)
     if env.is_main:
         for s, d in zip(sources, cfg.active_datasets):

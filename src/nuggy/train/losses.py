@@ -11,9 +11,10 @@ Segmentation (DIS / U²-Net recipes, on logits so they are stable under mixed pr
 Matting (FBA Matting, Forte & Pitié 2020; for alpha/F/B fine-tunes):
 
 * :func:`alpha_l1`, :func:`composition_loss`, :func:`gradient_loss`, :func:`laplacian_loss`
-  (a 5-level Laplacian pyramid, level ``i`` weighted ``2^i``), :func:`exclusion_loss`
-  (gradients of F and B should not coincide), and :func:`fba_loss` combining them for alpha
-  and for F, B.
+  (5 band-pass levels of a Laplacian pyramid, level ``i`` weighted ``2^i``, as Hou & Liu
+  2019), :func:`exclusion_loss` (Zhang et al. 2018: gradients of F and B should not
+  coincide), and :func:`fba_loss` combining them for alpha and for F, B. Each docstring says
+  where it follows its reference and why it differs where it does.
 
 Every loss accepts an optional ``mask`` (``N×1×H×W``, e.g. the trimap's unknown region) that
 weights pixels; the mean is taken over the weighted pixels.
@@ -185,29 +186,40 @@ def _blur(x: Tensor) -> Tensor:
     return F.conv2d(F.pad(x, (2, 2, 2, 2), mode=mode), _gauss_kernel(c, x.device, x.dtype), groups=c)
 
 
-def laplacian_pyramid(x: Tensor, levels: int = 5) -> list[Tensor]:
-    """``levels − 1`` band-pass images (finest first) and the low-pass residual."""
+def laplacian_pyramid(x: Tensor, levels: int = 5, *, residual: bool = True) -> list[Tensor]:
+    """Laplacian pyramid of ``x`` (N×C×H×W): ``levels`` band-pass images (finest first), then
+    the low-pass residual when ``residual``. Each band is ``cur − up(down(blur(cur)))`` with
+    the 5×5 binomial kernel (1 4 6 4 1)²/256; stops early once a side is below 2."""
     out: list[Tensor] = []
     cur = x
-    for _ in range(levels - 1):
+    for _ in range(levels):
         if min(cur.shape[-2:]) < 2:
             break
         down = _blur(cur)[..., ::2, ::2]
         up = _blur(F.interpolate(down, size=cur.shape[-2:], mode="bilinear", align_corners=False))
         out.append(cur - up)
         cur = down
-    out.append(cur)
+    if residual:
+        out.append(cur)
     return out
 
 
 def laplacian_loss(
     pred: Tensor, gt: Tensor, mask: Tensor | None = None, levels: int = 5
 ) -> Tensor:
-    """``Σ_i 2^i · mean |L_i(pred) − L_i(gt)|`` over a Laplacian pyramid (``i = 0`` finest).
+    """``Σ_{i=0}^{levels−1} 2^i · mean |L_i(pred) − L_i(gt)|`` over ``levels`` band-pass levels
+    (``i = 0`` finest), masked per level by the area-pooled ``mask``.
 
-    Works for alpha (1 channel) and for F / B (3 channels).
+    FBA (§3.3) takes this loss from Hou & Liu 2019 (Context-Aware Image Matting): five
+    levels, level ``s`` weighted ``2^(s−1)``. As in the FBA author's published implementation
+    of it (a gist linked from MarcoForte/FBA_Matting issue #12, built on a band-pass-only
+    pyramid) the low-pass residual is not compared: a constant offset costs nothing here (the
+    L1 term sees it). Differences, on purpose: the expand step is bilinear + blur instead of
+    zero insertion + 4× blur (the same low-pass up to a gain the subtraction absorbs), and the
+    means are taken over the masked pixels. Works for alpha (1 channel) and for F / B (3).
     """
-    lp, lg = laplacian_pyramid(pred, levels), laplacian_pyramid(gt, levels)
+    lp = laplacian_pyramid(pred, levels, residual=False)
+    lg = laplacian_pyramid(gt, levels, residual=False)
     total = pred.new_zeros(())
     for i, (a, b) in enumerate(zip(lp, lg)):
         m = None if mask is None else F.adaptive_avg_pool2d(mask.to(a.dtype), a.shape[-2:])
@@ -215,43 +227,68 @@ def laplacian_loss(
     return total
 
 
+def _pooled_mean(x: Tensor, mask: Tensor | None) -> Tensor:
+    """Per-(image, channel) mean over the pixels weighted by ``mask``: N×C."""
+    if mask is None:
+        return x.mean(dim=(-2, -1))
+    m = resize_target(mask.to(x.dtype), x)
+    return (x * m).sum(dim=(-2, -1)) / m.sum(dim=(-2, -1)).clamp_min(1e-6)
+
+
+_ROOT_FLOOR = 1e-12
+
+
 def exclusion_loss(
     fg: Tensor, bg: Tensor, mask: Tensor | None = None, levels: int = 3, eps: float = 1e-6
 ) -> Tensor:
-    """Gradient exclusion between F and B (Zhang et al. 2018, as used by FBA Matting).
+    """Gradient exclusion between F and B (Zhang, Ng & Chen 2018, "Single Image Reflection
+    Separation with Perceptual Losses", Eq. 5), which FBA Matting applies to its F and B.
 
-    At each of ``levels`` scales (halving each time):
-    ``Ψ = tanh(λ_F |∇F|) ⊙ tanh(λ_B |∇B|)`` with ``λ_F = sqrt(‖∇B‖/‖∇F‖)``,
-    ``λ_B = sqrt(‖∇F‖/‖∇B‖)`` (normalising the two gradient magnitudes; the λs carry no
-    gradient); the loss is ``Σ_scales sqrt(mean Ψ²)``. Zero when either layer is flat.
+    Follows the authors' released code (``compute_exclusion_loss``, which differs from the
+    paper's equation): at each of ``levels`` scales (2× average pooling between them), for
+    x and y separately, ``λ = 2 · mean|∂F| / mean|∂B|``,
+    ``Ψ = (2σ(∂F) − 1)² · (2σ(λ ∂B) − 1)²``, and the term is ``(mean Ψ)^(1/4)`` per image
+    and channel; the loss is ``(Σ_x + Σ_y) / (2 · levels)``. Zero when either layer is flat.
+
+    Differences, each for a reason: per-image/channel terms are averaged over the batch
+    (not summed) so the weight does not depend on the batch size; ``λ`` carries no gradient
+    (it only balances the two gradient scales; through it the network could lower the loss
+    by rescaling one layer's gradients); a mean below 1e-12 (flat or masked-out layers) counts
+    as 0 with no gradient (the fourth root's derivative is unbounded there); ``mask`` (e.g.
+    the unknown region) weights the pixels of the means; ``eps`` guards the λ division.
     """
     total = fg.new_zeros(())
-    f, b, m = fg, bg, mask
+    f, b, m = fg.float(), bg.float(), mask
+    n = 0
     for _ in range(levels):
         fx, fy = _grad_xy(f)
         bx, by = _grad_xy(b)
-        # |∇| with a smooth zero (sqrt(x + eps) - sqrt(eps) is 0 on flat regions)
-        gf = torch.sqrt(fx * fx + fy * fy + eps) - eps**0.5
-        gb = torch.sqrt(bx * bx + by * by + eps) - eps**0.5
-        with torch.no_grad():
-            nf, nb = gf.mean().clamp_min(eps), gb.mean().clamp_min(eps)
-            lf, lb = torch.sqrt(nb / nf), torch.sqrt(nf / nb)
-        psi = torch.tanh(lf * gf) * torch.tanh(lb * gb)
-        total = total + torch.sqrt(_masked_mean(psi * psi, m) + eps) - eps**0.5
+        for gf, gb in ((fx, bx), (fy, by)):
+            with torch.no_grad():
+                lam = 2.0 * _pooled_mean(gf.abs(), m) / _pooled_mean(gb.abs(), m).clamp_min(eps)
+            sf = 2.0 * torch.sigmoid(gf) - 1.0
+            sb = 2.0 * torch.sigmoid(lam[..., None, None] * gb) - 1.0
+            psi = _pooled_mean(sf * sf * sb * sb, m)
+            # fourth root, 0 (with no gradient) where Ψ vanishes: d/dm m^¼ is unbounded at 0
+            root = torch.where(psi > _ROOT_FLOOR, psi.clamp_min(_ROOT_FLOOR) ** 0.25, psi * 0)
+            total = total + root.mean()
+        n += 1
         if min(f.shape[-2:]) < 4:
             break
         f, b = F.avg_pool2d(f, 2), F.avg_pool2d(b, 2)
         m = None if m is None else F.avg_pool2d(m.to(f.dtype), 2)
-    return total
+    return total / (2.0 * n)
 
 
 @dataclass
 class FBALossWeights:
-    """Weights of the FBA loss terms (0 disables a term)."""
+    """Weights of the FBA loss terms (0 disables a term): FBA §3.3 (Forte & Pitié 2020),
+    ``L = L_α + 0.25 · L_FB`` with ``L_α = L1 + L_comp + L_lap + L_grad`` and
+    ``L_FB = L1 + L_comp + L_lap + L_excl`` (F and B terms summed)."""
 
     alpha_l1: float = 1.0
     alpha_comp: float = 1.0
-    alpha_grad: float = 0.0  # "gradient loss is not needed" (FBA README)
+    alpha_grad: float = 1.0
     alpha_lap: float = 1.0
     fb_l1: float = 0.25
     fb_comp: float = 0.25
@@ -270,14 +307,25 @@ def fba_loss(
     image: Tensor,
     mask: Tensor | None = None,
     weights: FBALossWeights | None = None,
+    visible_fb: bool = False,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """FBA Matting's combined loss for predicted ``alpha`` (N×1×H×W), ``fg``, ``bg``
     (N×3×H×W), all in [0, 1], against the ground truth and the input ``image``.
+
+    ``visible_fb``: score the F terms (L1, Laplacian) only where ``alpha_gt > 0`` and the B
+    terms only where ``alpha_gt < 1`` (within ``mask``). The paper supervises F everywhere
+    with foregrounds extended by Levin et al.'s F/B estimation; a composite made on the fly
+    has no true F where α = 0 (nor a true B under α = 1), so the trainer sets this.
 
     Returns the weighted sum and every term (detached).
     """
     w = weights or FBALossWeights()
     terms: dict[str, Tensor] = {}
+    f_mask = b_mask = mask
+    if visible_fb:
+        base = torch.ones_like(alpha_gt) if mask is None else resize_target(mask.to(alpha_gt.dtype), alpha_gt)
+        f_mask = base * (alpha_gt > 0).to(base.dtype)
+        b_mask = base * (alpha_gt < 1).to(base.dtype)
     if w.alpha_l1:
         terms["alpha_l1"] = alpha_l1(alpha, alpha_gt, mask)
     if w.alpha_comp:
@@ -287,11 +335,11 @@ def fba_loss(
     if w.alpha_lap:
         terms["alpha_lap"] = laplacian_loss(alpha, alpha_gt, mask)
     if w.fb_l1:
-        terms["fb_l1"] = alpha_l1(fg, fg_gt, mask) + alpha_l1(bg, bg_gt, mask)
+        terms["fb_l1"] = alpha_l1(fg, fg_gt, f_mask) + alpha_l1(bg, bg_gt, b_mask)
     if w.fb_comp:
         terms["fb_comp"] = composition_loss(alpha_gt, fg, bg, image, mask)
     if w.fb_lap:
-        terms["fb_lap"] = laplacian_loss(fg, fg_gt, mask) + laplacian_loss(bg, bg_gt, mask)
+        terms["fb_lap"] = laplacian_loss(fg, fg_gt, f_mask) + laplacian_loss(bg, bg_gt, b_mask)
     if w.fb_excl:
         terms["fb_excl"] = exclusion_loss(fg, bg, mask)
     total = alpha.new_zeros(())
