@@ -98,12 +98,11 @@ def validate_fba(model: nn.Module, samples, cfg: TrainConfig, env) -> dict[str, 
     sums = _all_reduce(sums, env)
     n = max(float(sums[-1]), 1.0)
     return {f"val/{k}": float(sums[j]) / n for j, k in enumerate(metrics)}
-    return out
 
 
 def train_fba(cfg: TrainConfig, env, ckpt: dict | None, stop_at_step: int | None) -> dict:
     """The FBA stage on the shared trainer (called by :func:`nuggy.train.loop.train`)."""
-    from .loop import _result, _total_steps, _Stage, _Trainer, build_model, load_initial_weights
+    from .loop import _result, _Stage, _total_steps, _Trainer, build_model, load_initial_weights
     from .matting_data import FBATrainSet, list_backgrounds, open_fba_val, open_matting_source
 
     out = Path(cfg.train.output_dir)
