@@ -160,6 +160,10 @@ def _run_on_ray(todo, records, config, options, *, src_fs, dst_fs, actors, cpus_
     try:
         import ray.data
 
+        # Ray Data's own start/finish notices and its "progress bars disabled" warning: not
+        # ours to show unless asked (NUGGY_RAY_VERBOSE=1 / verbose=True); errors still show.
+        logging.getLogger("ray.data").setLevel(logging.INFO if verbose else logging.ERROR)
+
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # ours is per file, below
         ctx.print_on_execution_start = verbose
@@ -202,8 +206,11 @@ def _run_on_ray(todo, records, config, options, *, src_fs, dst_fs, actors, cpus_
                 rec = Record(**{k: row[k] for k in Record.__dataclass_fields__})
                 records[int(row["i"])] = rec
                 bar.update(1)
-        except Exception as exc:  # noqa: BLE001 - the job broke: record what is unknown
-            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - record what is unknown
+            if isinstance(exc, KeyboardInterrupt):
+                why = "interrupted (Ctrl-C)"
+            else:
+                why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log.error("nuggy: the Ray job stopped (%s); rerun the same command to resume: "
                       "finished outputs are skipped", why)
             for i, t in todo:
