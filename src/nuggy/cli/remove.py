@@ -18,6 +18,8 @@ DESCRIPTION = """Cut the subject out of images.
   nuggy remove shoots/ -o cutouts/ -r     folders (recursive), globs, many inputs
   cat a.jpg | nuggy remove - -o - > a.png stdin / stdout
   nuggy remove a.jpg --bg white | --bg '#00ff00' | --bg beach.jpg | --bg blur | --mask-only
+  nuggy remove shoots/ -o cutouts/ -r --engine ray [--address auto] [--manifest run.parquet]
+  nuggy remove inbox/ -o cutouts/ --watch  hot folder: new files once written; Ctrl-C stops
 
 Batch runs never overwrite an input, write each output atomically, skip outputs that exist
 (unless --overwrite), carry on past bad files and exit with status 1 if any file failed."""
@@ -62,6 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on a terminal only)")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    from nuggy.cli.engines import add_engine_arguments
+
+    add_engine_arguments(p)
 
 
 @dataclass
@@ -193,8 +198,16 @@ def run(args) -> int:
     from nuggy.errors import NuggyError
 
     log = logging.getLogger("nuggy")
+    from nuggy.cli.engines import run_engine, wants_engine
+
+    if wants_engine(args):  # --engine ray, --watch (nuggy.cli.engines)
+        return run_engine(args)
     notes: list[str] = []
     try:
+        if args.manifest:
+            from nuggy.batch import check_manifest_path
+
+            check_manifest_path(args.manifest)
         jobs = plan_jobs(args.inputs, args.output, recursive=args.recursive, fmt=args.format,
                          notes=notes)
         config = _config_from_args(args)
@@ -246,15 +259,25 @@ def _check_before_work(jobs: list[Job], config, args) -> dict:
 
 
 def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=None) -> int:
+    import time
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
 
-    from nuggy.errors import OutputError
-    from nuggy.io import ImageError, atomic_write_bytes, encode_image, format_for, load_image
-    from nuggy.pipeline.compose import compose
+    from nuggy import batch
+    from nuggy.cli.engines import batch_options
+    from nuggy.io import ImageError, encode_image, load_image
     from nuggy.pipeline.pipeline import Pipeline
     from nuggy.sources import ModelSourceError
+
+    options = batch_options(config, args, background)
+    records: dict[int, batch.Record] = {}  # the manifest: one row per job
+    seconds: dict[int, float] = {}
+
+    def record(job: Job, status: str, error: str = "") -> None:
+        records[id(job)] = batch.Record(job.label, job.dst or "", status, error,
+                                        round(seconds.pop(id(job), 0.0), 4), options.model,
+                                        options.preset, options.version)
 
     inputs = {os.path.abspath(j.src) for j in jobs if j.src != "-"}
     todo: list[Job] = []
@@ -264,9 +287,11 @@ def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=
         if j.dst not in (None, "-"):
             if os.path.abspath(j.dst) in inputs or (j.src != "-" and os.path.exists(j.dst) and _same_file(j.src, j.dst)):
                 failed.append((j.label, f"output {j.dst} is an input file; refusing to overwrite it (use -o)"))
+                record(j, batch.FAILED, f"{j.label}: {failed[-1][1]}")
                 continue
             if os.path.exists(j.dst) and not args.overwrite:
                 skipped += 1
+                record(j, batch.SKIPPED)
                 if not args.quiet:
                     log.info("skip %s: %s exists (--overwrite to replace)", j.label, j.dst)
                 continue
@@ -280,22 +305,30 @@ def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=
             print(f"nuggy remove: {exc}", file=sys.stderr)
             return 2
 
+    def timed(job: Job, t0: float) -> None:
+        seconds[id(job)] = seconds.get(id(job), 0.0) + time.perf_counter() - t0
+
+    # The stages of nuggy.batch.cut_file (shared with the Ray engine and the hot folder), run
+    # here in threads so decoding and encoding overlap inference.
     def read(job: Job):
-        if job.src == "-":
-            return load_image(sys.stdin.buffer.read(), name="<stdin>", max_pixels=args.max_pixels)
-        return load_image(job.src, max_pixels=args.max_pixels)
+        t0 = time.perf_counter()
+        try:
+            if job.src == "-":
+                return load_image(sys.stdin.buffer.read(), name="<stdin>", max_pixels=args.max_pixels)
+            return batch.read_input(job.src, max_pixels=args.max_pixels)
+        finally:
+            timed(job, t0)
 
     def write(job: Job, result) -> None:
-        if args.mask_only:
-            out = result.alpha_u8()
-        else:
-            out = compose(result.image, result.alpha, foreground=result.foreground, background=background)
+        t0 = time.perf_counter()
+        out = batch.render(result, options)
         if job.dst == "-":
             fmt = {"jpg": "JPEG", "tif": "TIFF"}.get(args.format or "png", (args.format or "png").upper())
             sys.stdout.buffer.write(encode_image(out, fmt))
             sys.stdout.buffer.flush()
         else:
-            atomic_write_bytes(job.dst, encode_image(out, format_for(job.dst)))
+            batch.write_output(job.dst, out)
+        timed(job, t0)
 
     show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
     written = 0
@@ -315,10 +348,11 @@ def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=
                 try:
                     fut.result()
                     written += 1
-                except OutputError as exc:  # names the path already
-                    failed.append((job.label, str(exc)))
-                except Exception as exc:  # noqa: BLE001
-                    failed.append((job.label, f"cannot write {job.dst}: {exc}"))
+                    record(job, batch.OK)
+                except Exception as exc:  # noqa: BLE001 - OutputError names the path already
+                    failed.append((job.label, batch.failure_text(job.label, exc, dst=job.dst,
+                                                                 writing=True)))
+                    record(job, batch.FAILED, failed[-1][1])
                 bar.update(1)
 
         for i, job in enumerate(todo):
@@ -332,19 +366,20 @@ def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=
                     from nuggy.pipeline.trimap import validate_trimap
 
                     trimap = validate_trimap(user_trimap, shape=image.shape[:2], name=args.trimap)
+                t0 = time.perf_counter()
                 result = pipe.run(image, trimap=trimap)
-            except (ImageError, ValueError, OSError) as exc:
-                failed.append((job.label, str(exc)))
-                bar.update(1)
-                continue
-            except MemoryError:
-                failed.append((job.label, "out of memory; lower --max-pixels or resize the image"))
+                timed(job, t0)
+            except (ImageError, ValueError, OSError, MemoryError) as exc:
+                failed.append((job.label, batch.failure_text(job.label, exc)))
+                record(job, batch.FAILED, failed[-1][1])
                 bar.update(1)
                 continue
             writes.append((job, writer.submit(write, job, result)))
             settle(2)
         settle(0)
     bar.close()
+    if getattr(args, "manifest", None):
+        batch.write_manifest(args.manifest, [records[id(j)] for j in jobs if id(j) in records])
     for label, msg in failed:
         text = msg if msg.startswith(label) else f"{label}: {msg}"
         print(f"error: {text}", file=sys.stderr)
