@@ -149,6 +149,8 @@ def _open(path: str | os.PathLike):
         raise VideoError(f"{p}: is a folder, not a video file")
     try:
         return av.open(str(p), "r")
+    except av.error.EOFError:
+        raise VideoError(f"{p}: the file ends before its first frame (no frames, or empty)") from None
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise VideoError(f"{p}: not a video file FFmpeg can read ({exc})") from None
 

@@ -24,7 +24,7 @@ from ..errors import OutputError, UsageError
 __all__ = ["remove", "VideoReport", "check_request", "DEFAULT_TEMPORAL"]
 
 #: default ``temporal`` strength for image models (chosen on the tune clips, benchmarks/video.py)
-DEFAULT_TEMPORAL = 0.6
+DEFAULT_TEMPORAL = 0.8
 _QUEUE = 4  # frames buffered between decode → work → encode
 _END = object()
 

@@ -43,7 +43,7 @@ class TemporalParams:
     cut_threshold: total variation distance of 32-bin grey histograms that marks a cut.
     """
 
-    strength: float = 0.6
+    strength: float = 0.8
     flow_size: int = 320
     fb_scale: float = 1.0
     change_scale: float = 0.35
