@@ -49,7 +49,7 @@ def _load(path, mode="RGB"):
     return np.array(Image.open(path).convert(mode))
 
 
-def clip_specs(split: str):
+def clip_specs(split: str, motions=MOTIONS):
     """(name, foreground, alpha, background, motion) for each clip of a split; the
     background photo of each clip is from the same split of ecssd-dev."""
     am = EVAL / "alphamatting-dev"
@@ -58,7 +58,7 @@ def clip_specs(split: str):
     bgs_all = sorted(Path(p).stem for p in glob.glob(str(EVAL / "ecssd-dev" / "image" / "*.jpg")))
     bgs = split_names(bgs_all, split)
     out = []
-    for i, (name, motion) in enumerate(itertools.product(fgs, MOTIONS)):
+    for i, (name, motion) in enumerate(itertools.product(fgs, motions)):
         bg = bgs[(7 * i) % len(bgs)]
         out.append((f"{name}-{motion}", am / "image" / f"{name}.png",
                     am / "alpha" / f"{name}.png", EVAL / "ecssd-dev" / "image" / f"{bg}.jpg", motion))
@@ -110,7 +110,7 @@ def quality(args) -> None:
     results: dict = {}
     t0 = time.time()
     for size in sizes:
-        for spec in clip_specs(args.split):
+        for spec in clip_specs(args.split, args.motions.split(",")):
             clip = make_clip(spec, size, args.frames)
             probs = [predict_probability(pred, f.image, tta=pipe.config.tta) for f in clip]
             rows = {"frame": [pipe.run(f.image, probability=p).alpha for f, p in zip(clip, probs)]}
@@ -132,7 +132,7 @@ def quality(args) -> None:
                         agg[k].extend(v)
             print(f"  {spec[0]} {size[1]}x{size[0]} done ({time.time() - t0:.0f} s)", file=sys.stderr)
     print(f"\n{args.split} split, preset {cfg_name}, {args.frames} frames per clip, "
-          f"{len(clip_specs(args.split))} clips per size\n")
+          f"{len(clip_specs(args.split, args.motions.split(',')))} clips per size\n")
     print("| size, clips | method | SAD | MSE | dtSSD | MESSDdt |\n|---|---|---|---|---|---|")
     for size, methods in results.items():
         for method, m in methods.items():
@@ -226,6 +226,7 @@ def main() -> None:
     q.add_argument("--preset", default="default")
     q.add_argument("--grid", action="store_true", help="try a grid of temporal constants")
     q.add_argument("--rvm", action="store_true", help="add rvm rows (if cached)")
+    q.add_argument("--motions", default=",".join(MOTIONS))
     q.add_argument("--json")
     s = sub.add_parser("speed")
     s.add_argument("--seconds", type=float, default=2.0)

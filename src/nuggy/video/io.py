@@ -339,6 +339,7 @@ class VideoWriter:
         self.frames = 0
         self._audio_out = None
         self._audio_tx = None
+        self._audio_dts: int | None = None
         self._times: list[str] = []
         try:
             self.dst.parent.mkdir(parents=True, exist_ok=True)
@@ -445,6 +446,7 @@ class VideoWriter:
         """Carry one audio packet over (timestamps moved back by ``shift`` seconds)."""
         if self._audio_out is None:
             return
+        av = _av()
         container = self.audio_container if self.kind == "frames" else self.container
         off = int(round(shift / self._audio_in_tb)) if shift else 0
         if self._audio_tx is None:
@@ -454,8 +456,15 @@ class VideoWriter:
                 packet.dts -= off
             if packet.pts is not None and packet.pts < 0:
                 return
+            if packet.dts is not None:
+                if packet.dts < 0 or (self._audio_dts is not None and packet.dts <= self._audio_dts):
+                    return  # before the section, or out of order after a seek
+                self._audio_dts = packet.dts
             packet.stream = self._audio_out
-            container.mux(packet)
+            try:
+                container.mux(packet)
+            except av.error.FFmpegError as exc:
+                raise OutputError(f"{self.dst}: cannot write the audio ({exc})") from exc
             return
         dec, resampler = self._audio_tx
         for frame in dec.decode(packet):
@@ -465,8 +474,11 @@ class VideoWriter:
                     continue
             for rf in resampler.resample(frame):
                 rf.pts = None
-                for p in self._audio_out.encode(rf):
-                    container.mux(p)
+                try:
+                    for p in self._audio_out.encode(rf):
+                        container.mux(p)
+                except av.error.FFmpegError as exc:
+                    raise OutputError(f"{self.dst}: cannot write the audio ({exc})") from exc
 
     def _flush(self) -> None:
         av = _av()
