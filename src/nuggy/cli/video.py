@@ -13,7 +13,7 @@ DESCRIPTION = """Cut the subject out of a video, frame by frame, with a temporal
   nuggy video clip.mp4 -o white.mp4 --bg white|'#00ff00'|beach.jpg|blur   opaque H.264
   nuggy video clip.mp4 -o matte.mp4 --mask-only                           greyscale matte
   nuggy video clip.mp4 -o out.webm --model rvm --accept-license gpl-3.0  people: RVM
-  nuggy video clip.mp4 -o out.webm --preset fast --temporal 0.6 --start 2.5 --duration 4
+  nuggy video clip.mp4 -o out.webm --preset fast --temporal 0.8 --start 2.5 --duration 4
 
 Frame rate (also variable), timestamps, size, rotation and the audio stream are kept. The
 output is written under a temporary name and renamed when complete; an existing output is
@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", metavar="PATH", help="use this model file instead of the registry one")
     p.add_argument("--accept-license", metavar="ID", help="accept a gated model's licence (gpl-3.0 for rvm)")
     p.add_argument("--temporal", type=float, default=None, metavar="K",
-                   help="temporal stabilisation strength 0..1 (0 = off; default 0.6, rvm: 0)")
+                   help="temporal stabilisation strength 0..1 (0 = off; default 0.8, rvm: 0)")
     p.add_argument("--start", type=float, default=None, metavar="SEC", help="start at this time")
     p.add_argument("--duration", type=float, default=None, metavar="SEC", help="process this many seconds")
     out = p.add_argument_group("output")

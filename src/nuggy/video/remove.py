@@ -255,7 +255,12 @@ def _run(src, dst, kind, info, pipe, predictors, *, recurrent, temporal, backgro
     failed: BaseException | None = None
     try:
         while True:
-            item = inq.get()
+            try:
+                item = inq.get(timeout=0.2)
+            except queue.Empty:
+                if stop.is_set() or (not reader.is_alive() and inq.empty()):
+                    break  # the writer failed, or the reader ended without its marker
+                continue
             if item is _END or stop.is_set():
                 break
             what, payload = item
