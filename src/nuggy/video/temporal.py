@@ -89,6 +89,16 @@ class TemporalStabiliser:
         self._grey = None
         self._state = None
 
+    def _grid(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel coordinates (x, y) of an h×w frame, float32, cached per size."""
+        grids = self.__dict__.setdefault("_grids", {})
+        if (h, w) not in grids:
+            if len(grids) > 4:
+                grids.clear()
+            grids[(h, w)] = np.meshgrid(np.arange(w, dtype=np.float32),
+                                        np.arange(h, dtype=np.float32))
+        return grids[(h, w)]
+
     def _flow_engine(self):
         if self._dis is None:
             import cv2
@@ -142,7 +152,7 @@ class TemporalStabiliser:
         back = dis.calc(grey, prev_grey, None)  # t → t-1: where each pixel of t came from
         fwd = dis.calc(prev_grey, grey, None)  # t-1 → t
         gh, gw = grey.shape
-        xs, ys = np.meshgrid(np.arange(gw, dtype=np.float32), np.arange(gh, dtype=np.float32))
+        xs, ys = self._grid(gh, gw)
         mx, my = xs + back[..., 0], ys + back[..., 1]
         fwd_at = cv2.remap(fwd, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         fb = np.hypot(back[..., 0] + fwd_at[..., 0], back[..., 1] + fwd_at[..., 1])
@@ -159,7 +169,7 @@ class TemporalStabiliser:
             conf = cv2.resize(conf.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
         else:
             back_full = back
-        fx, fy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
+        fx, fy = self._grid(H, W)
         warped = cv2.remap(prev_state, fx + back_full[..., 0], fy + back_full[..., 1],
                            cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         diff = warped - prob
