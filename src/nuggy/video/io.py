@@ -457,8 +457,8 @@ class VideoWriter:
             if packet.pts is not None and packet.pts < 0:
                 return
             if packet.dts is not None:
-                if packet.dts < 0 or (self._audio_dts is not None and packet.dts <= self._audio_dts):
-                    return  # before the section, or out of order after a seek
+                if self._audio_dts is not None and packet.dts <= self._audio_dts:
+                    return  # out of order after a seek
                 self._audio_dts = packet.dts
             packet.stream = self._audio_out
             try:
