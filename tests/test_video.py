@@ -242,7 +242,7 @@ def test_truncated_stream_writes_frames_up_to_break(tmp_path):
     from nuggy.video.io import TruncatedVideoError
 
     full = tmp_path / "full.mkv"
-    _write_input(full, frames=8, audio=False)
+    _write_input(full, frames=6, audio=False)
     data = full.read_bytes()
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(data[: int(len(data) * 0.55)])
@@ -250,7 +250,7 @@ def test_truncated_stream_writes_frames_up_to_break(tmp_path):
     with pytest.raises(TruncatedVideoError, match=r"\d+\.\d{3} s") as info:
         remove(cut, out, preset="fast", temporal=0, progress=False)
     n = info.value.frames
-    assert 1 <= n < 8 and info.value.timestamp is not None
+    assert 1 <= n < 6 and info.value.timestamp is not None
     frames, *_ = _decode(out)
     assert len(frames) == n  # the good frames were written, under the real name
     assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
@@ -340,7 +340,7 @@ def test_stabilisation_lowers_dtssd_without_raising_sad():
     fg, al, bg = _subject()
     pipe = Pipeline("fast")
     for motion in ("static", "translate"):
-        clip = list(synth_clip(fg, al, bg, size=(144, 256), frames=6, motion=motion))
+        clip = list(synth_clip(fg, al, bg, size=(144, 256), frames=5, motion=motion))
         probs = [predict_probability(pipe.predictor, f.image, tta=False) for f in clip]
         st = TemporalStabiliser()
         stab = [st.update(f.image, p) for f, p in zip(clip, probs)]
@@ -352,7 +352,7 @@ def test_stabilisation_lowers_dtssd_without_raising_sad():
 
         d0, s0 = metrics(probs)
         d1, s1 = metrics(stab)
-        # measured: static 5.93 → 3.30 (SAD 1.319 → 1.331); translate 16.03 → 15.93
+        # measured with 8 frames: static 5.93 → 3.30 (SAD 1.319 → 1.331); translate 16.03 → 15.93
         # (SAD 1.440 → 1.472): the gain is in flicker, moving edges gain little
         if motion == "static":
             assert d1 < 0.7 * d0, (d0, d1)
