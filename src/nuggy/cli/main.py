@@ -10,6 +10,7 @@ import sys
 # verb -> (module, one-line help). Modules define add_arguments(parser) and run(args) -> int.
 VERBS: dict[str, tuple[str, str]] = {
     "remove": ("nuggy.cli.remove", "cut the subject out of images (files, folders, stdin)"),
+    "video": ("nuggy.cli.video", "cut the subject out of a video, with alpha (WebM / MOV / PNG frames)"),
     "models": ("nuggy.cli.models", "list, fetch, locate, convert and export models"),
     "trimap": ("nuggy.cli.trimap", "write the automatic trimap of an image (to inspect or edit)"),
     "eval": ("nuggy.cli.eval", "score a model/preset or predictions against ground truth"),

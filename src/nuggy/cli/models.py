@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub.add_parser("list", help="list registered models")
     pull = sub.add_parser("pull", help="fetch a model into the cache")
     pull.add_argument("name")
-    pull.add_argument("--accept-license", metavar="ID", help="accept a gated licence (agpl-3.0)")
+    pull.add_argument("--accept-license", metavar="ID", help="accept a gated licence (agpl-3.0, gpl-3.0)")
     pull.add_argument("--force", action="store_true", help="fetch again even if cached")
     path = sub.add_parser("path", help="print the cached file path of a model")
     path.add_argument("name")
@@ -55,8 +55,10 @@ def run(args) -> int:
             print(f"\ncache: {sources.models_dir()}  (set NUGGY_HOME to move it)")
             gated = [s.name for s in list_models() if s.licence_gate]
             if gated:
-                print(f"{', '.join(gated)}: AGPL-3.0 weights; fetch with "
-                      "'nuggy models pull NAME --accept-license agpl-3.0'")
+                for gate in sorted({s.licence_gate for s in list_models() if s.licence_gate}):
+                    names = [s.name for s in list_models() if s.licence_gate == gate]
+                    print(f"{', '.join(names)}: {gate.upper()} weights; fetch with "
+                          f"'nuggy models pull NAME --accept-license {gate}'")
             return 0
         if args.action == "pull":
             path = sources.pull(args.name, accept_license=args.accept_license, force=args.force)

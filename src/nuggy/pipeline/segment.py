@@ -147,6 +147,12 @@ def load_predictor(config, *, accept_license: str | None = None, download: bool 
 
         spec = get_spec(config.model)
         path = ensure_model(spec, accept_license=accept_license, download=download)
+    if spec.architecture == "rvm":  # recurrent video matting: its own feeding (runtime/rvm)
+        if config.backend != "onnx" or path.suffix.lower() != ".onnx":
+            raise ValueError(f"{path}: the rvm model runs as an .onnx file with --backend onnx")
+        from ..runtime.rvm import RvmPredictor
+
+        return RvmPredictor(path, spec, providers=config.providers, threads=config.threads)
     if config.backend == "onnx":
         if path.suffix.lower() != ".onnx":
             raise ValueError(
