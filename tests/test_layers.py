@@ -17,7 +17,7 @@ LAYERS = {
     "pipeline": 3,
     "api": 4, "cli": 4, "server": 4, "ui": 4, "train": 4, "eval": 4, "distributed": 4,
     "batch": 4, "hotfolder": 4,
-    "video": 4, "interactive": 4,
+    "video": 4, "interactive": 4, "hints": 3,
 }
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -345,7 +344,7 @@ def test_stabilisation_lowers_dtssd_without_raising_sad():
         st = TemporalStabiliser()
         stab = [st.update(f.image, p) for f, p in zip(clip, probs)]
 
-        def metrics(preds):
+        def metrics(preds, clip=clip):
             d = np.mean([dtssd(preds[t], preds[t - 1], clip[t].alpha, clip[t - 1].alpha)
                          for t in range(1, len(clip))])
             return d, np.mean([sad(p, f.alpha) for p, f in zip(preds, clip)])

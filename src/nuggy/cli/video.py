@@ -40,12 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="background: white, '#00ff00', R,G,B, an image file, blur[:strength]")
     out.add_argument("--mask-only", action="store_true", help="write the matte (greyscale video)")
     out.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
-    st = p.add_argument_group("pipeline stages (override the preset)")
-    st.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None)
-    st.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None)
-    st.add_argument("--matting", choices=["auto", "fba", "cf", "knn", "lkm", "guided", "none"], default=None)
-    st.add_argument("--foreground", action=argparse.BooleanOptionalAction, default=None)
-    st.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    from nuggy.cli.settings import add_setting_arguments
+
+    st = p.add_argument_group("pipeline stages, per frame (override the preset; ranges in brackets)")
+    add_setting_arguments(st)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on a terminal only)")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
@@ -54,27 +52,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from nuggy.errors import NuggyError, UsageError
 
-    overrides = {k: getattr(args, k) for k in ("tta", "refine", "matting", "foreground", "threads")
-                 if getattr(args, k) is not None}
     try:
         from nuggy.api import preflight
         from nuggy.pipeline.compose import parse_background
-        from nuggy.pipeline.config import preset
         from nuggy.video.remove import check_request
 
         # usage errors first (exit 2), before PyAV or a model is loaded
         check_request(args.input, args.output, bg=args.bg, mask_only=args.mask_only,
                       overwrite=args.overwrite, temporal=args.temporal, start=args.start,
                       duration=args.duration)
-        if args.model:
-            overrides["model"] = args.model
-        elif args.weights:
-            overrides["model"] = None
-        if args.weights:
-            overrides["weights"] = args.weights
-        if args.mask_only and "foreground" not in overrides:
-            overrides["foreground"] = False
-        config = preset(args.preset, **overrides)
+        from nuggy.cli.settings import config_from_args
+
+        fixed = {}
+        if args.mask_only and getattr(args, "foreground", None) is None:
+            fixed["foreground"] = False  # a matte needs no colours
+        config = config_from_args(args, **fixed)
         preflight(config)
         if args.bg:
             parse_background(args.bg)

@@ -142,19 +142,17 @@ def remove(
     """
     from ..api import preflight
     from ..pipeline.compose import parse_background
-    from ..pipeline.config import preset as _preset
     from .io import probe
 
     kind = check_request(src, dst, bg=bg, mask_only=mask_only, overwrite=overwrite,
                          temporal=temporal, start=start, duration=duration)
     if config is None:
-        if model is not None:
-            overrides["model"] = model
-        elif weights:
-            overrides["model"] = None
-        if mask_only and "foreground" not in overrides:
+        from ..pipeline.settings import build_config
+
+        if mask_only and overrides.get("foreground") is None:
             overrides["foreground"] = False
-        config = _preset(preset, weights=str(weights) if weights else None, **overrides)
+        config = build_config(preset, model=model, weights=str(weights) if weights else None,
+                              **overrides)
     preflight(config)
     background = parse_background(bg) if bg else None
     info = probe(src)
