@@ -361,9 +361,9 @@ class _RunLog:
             self.path.unlink()
 
     def _rewrite(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.records))
-        os.replace(tmp, self.path)
+        from nuggy.io import atomic_write_bytes
+
+        atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in self.records).encode())
 
     def add(self, rec: dict) -> None:
         if not self.enabled:
@@ -385,13 +385,13 @@ class _RunLog:
             for k, v in r.items():
                 if k not in cols and not isinstance(v, (dict, list)):
                     cols.append(k)
-        tmp = self.out / "metrics.csv.tmp"
-        with open(tmp, "w", newline="") as f:
+        from nuggy.io import atomic_path
+
+        with atomic_path(self.out / "metrics.csv", fsync=False) as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
             w.writeheader()
             for r in rows:
                 w.writerow(r)
-        os.replace(tmp, self.out / "metrics.csv")
 
     def plot(self, title: str) -> None:
         if not self.enabled:
@@ -425,10 +425,11 @@ class _RunLog:
             ax.set_title("validation")
             ax.legend(fontsize=7)
         fig.tight_layout()
-        tmp = self.out / "plot.tmp.png"
-        fig.savefig(tmp, dpi=110)
+        from nuggy.io import atomic_path
+
+        with atomic_path(self.out / "plot.png", fsync=False) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
-        os.replace(tmp, self.out / "plot.png")
 
 
 # ---------------------------------------------------------------------------------------------
