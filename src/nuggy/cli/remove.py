@@ -18,6 +18,7 @@ DESCRIPTION = """Cut the subject out of images.
   nuggy remove shoots/ -o cutouts/ -r     folders (recursive), globs, many inputs
   cat a.jpg | nuggy remove - -o - > a.png stdin / stdout
   nuggy remove a.jpg --bg white | --bg '#00ff00' | --bg beach.jpg | --bg blur | --mask-only
+  nuggy remove bear.jpg --box 40,10,780,520 --keep 300,450 --drop 20,30 --hints fix.png
 
 Batch runs never overwrite an input, write each output atomically, skip outputs that exist
 (unless --overwrite), carry on past bad files and exit with status 1 if any file failed."""
@@ -77,6 +78,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     help="your own trimap (0/128/255, same size as the single INPUT): no segmentation")
     mt.add_argument("--trimap-band", type=float, default=None, metavar="FRAC",
                     help="base half-width of the automatic unknown band, fraction of the diagonal")
+    from nuggy.cli.hint_options import add_hint_arguments
+
+    add_hint_arguments(p)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on a terminal only)")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
@@ -253,6 +257,9 @@ def _check_before_work(jobs: list[Job], config, args) -> dict:
     pixel_limit(args.max_pixels)
     if args.trimap and len(jobs) != 1:
         raise UsageError("--trimap takes exactly one INPUT (the trimap belongs to one image)")
+    from nuggy.cli.hint_options import hints_from_args
+
+    hints = hints_from_args(args, len(jobs), jobs[0].src if jobs else None)
     preflight(config)
     flat = bool(args.bg) or args.mask_only
     for job in jobs:
@@ -274,10 +281,11 @@ def _check_before_work(jobs: list[Job], config, args) -> dict:
     for job in jobs:
         if job.dst != "-" and os.path.isdir(job.dst):
             raise OutputError(f"{job.dst}: is a folder; the output for {job.label} would go there")
-    return {"background": background, "user_trimap": trimap}
+    return {"background": background, "user_trimap": trimap, "hints": hints}
 
 
-def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=None) -> int:
+def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=None,
+            hints=None) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
@@ -364,7 +372,9 @@ def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=
                     from nuggy.pipeline.trimap import validate_trimap
 
                     trimap = validate_trimap(user_trimap, shape=image.shape[:2], name=args.trimap)
-                result = pipe.run(image, trimap=trimap)
+                if hints is not None:
+                    hints.check(image.shape[:2], name=args.hint_image or "hints")
+                result = pipe.run(image, trimap=trimap, hints=hints)
             except (ImageError, ValueError, OSError) as exc:
                 failed.append((job.label, str(exc)))
                 bar.update(1)
