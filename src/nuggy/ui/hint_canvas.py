@@ -101,7 +101,8 @@ def _component():
     if _COMPONENT is None:
         import streamlit as st
 
-        _COMPONENT = st.components.v2.component("nuggy_hint_canvas", js=_JS)
+        # in the page DOM (not a shadow root), so the canvas is reachable like any element
+        _COMPONENT = st.components.v2.component("nuggy_hint_canvas", js=_JS, isolate_styles=False)
     return _COMPONENT
 
 
