@@ -170,7 +170,8 @@ def remove(
     preflight(cfg)
     hint = _hints(box, keep, drop, hints)
     rgb = as_rgb_array(image)
-    result = get_pipeline(cfg, accept_license=accept_license).run(rgb, hints=hint)
+    pipe = get_pipeline(cfg, accept_license=accept_license)
+    result = pipe.run(rgb) if hint is None else pipe.run(rgb, hints=hint)
     if mask_only:
         return Image.fromarray(result.alpha_u8(), "L")
     out = compose(rgb, result.alpha, foreground=result.foreground, background=background)

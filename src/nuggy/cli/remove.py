@@ -372,9 +372,11 @@ def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=
                     from nuggy.pipeline.trimap import validate_trimap
 
                     trimap = validate_trimap(user_trimap, shape=image.shape[:2], name=args.trimap)
-                if hints is not None:
+                if hints is None:
+                    result = pipe.run(image, trimap=trimap)
+                else:
                     hints.check(image.shape[:2], name=args.hint_image or "hints")
-                result = pipe.run(image, trimap=trimap, hints=hints)
+                    result = pipe.run(image, trimap=trimap, hints=hints)
             except (ImageError, ValueError, OSError) as exc:
                 failed.append((job.label, str(exc)))
                 bar.update(1)

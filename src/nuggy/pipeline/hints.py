@@ -72,6 +72,11 @@ SIGMA = 0.15
 COLOUR_COST = 60.0
 #: Extra geodesic cost per unit of the model's probability gradient (per pixel).
 PROB_COST = 60.0
+#: With ``local`` > 0 each seed's scale is also at most ``local`` × its depth in the region it
+#: lies in (the distance from the seed to the model's 0.5 contour, at least ``MIN_SIGMA`` ×
+#: the diagonal): a click next to the edge corrects the edge, not the whole region.
+LOCAL = 0.0
+MIN_SIGMA = 0.01
 #: Influence below this is 0: the map is left exactly as the model made it.
 CUTOFF = 0.02
 #: The geodesic distance is computed on a grid of at most this many pixels.
@@ -464,6 +469,8 @@ def apply_hints(
     colour_cost: float = COLOUR_COST,
     prob_cost: float = PROB_COST,
     cutoff: float = CUTOFF,
+    local: float = LOCAL,
+    min_sigma: float = MIN_SIGMA,
 ) -> HintedMap:
     """Apply the clicks and strokes of ``hints`` (not the box) to a probability map.
 
@@ -493,12 +500,17 @@ def apply_hints(
         img, pw, k, d = image, p, keep, drop
     cost = 1.0 + colour_cost * _gradient(img.astype(np.float32) * np.float32(1 / 255))
     cost += prob_cost * _gradient(pw)
-    dk, dd = _geodesic(cost, k), _geodesic(cost, d)
-    scale = sigma * math.hypot(*pw.shape)
-    nearest = np.minimum(dk, dd)
-    weight = np.exp(-np.square(nearest / scale)).astype(np.float32)
+    diag = math.hypot(*pw.shape)
+    if local > 0:
+        wk, wd = _local_weights(cost, k, pw, sigma * diag, local, min_sigma * diag), \
+            _local_weights(cost, d, pw, sigma * diag, local, min_sigma * diag)
+        weight = np.maximum(wk, wd).astype(np.float32)
+        label = (wk >= wd).astype(np.float32)
+    else:
+        dk, dd = _geodesic(cost, k), _geodesic(cost, d)
+        weight = np.exp(-np.square(np.minimum(dk, dd) / (sigma * diag))).astype(np.float32)
+        label = (dk <= dd).astype(np.float32)
     weight[weight < cutoff] = 0.0
-    label = (dk <= dd).astype(np.float32)
     if s > 1.0:
         weight = cv2.resize(weight, (w, h), interpolation=cv2.INTER_LINEAR)
         label = cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
@@ -508,6 +520,26 @@ def apply_hints(
     out[drop] = 0.0
     np.clip(out, 0.0, 1.0, out=out)
     return HintedMap(out, keep, drop, (weight > 0) | keep | drop)
+
+
+def _local_weights(cost, seeds, p, sigma_px, local, min_px) -> np.ndarray:
+    """max over the seed's connected parts of ``exp(−(D_i/σ_i)²)``, with ``σ_i`` the global
+    scale capped at ``local`` × the part's depth in its side of the 0.5 contour."""
+    import cv2
+
+    out = np.zeros(cost.shape, np.float64)
+    if not seeds.any():
+        return out
+    fg = (p >= 0.5).astype(np.uint8)
+    depth = np.maximum(cv2.distanceTransform(fg, cv2.DIST_L2, 3),
+                       cv2.distanceTransform(1 - fg, cv2.DIST_L2, 3))
+    n, labels = cv2.connectedComponents(seeds.astype(np.uint8), connectivity=8)
+    for i in range(1, n):
+        part = labels == i
+        sig = min(sigma_px, max(min_px, local * float(depth[part].max())))
+        dist = _geodesic(cost, part)
+        np.maximum(out, np.exp(-np.square(dist / sig)), out=out)
+    return out
 
 
 def enforce(alpha: np.ndarray, hinted: HintedMap, band: float) -> np.ndarray:

@@ -380,9 +380,7 @@ def _work(data: bytes, config, base, out_format: str, background, app_state,
     rgb = decode_image(data, max_pixels=settings.max_pixels, name="upload")
     timings["decode"] = time.perf_counter() - t0
     pipe = app_state.pipeline_for(config, base)
-    if hints is not None:
-        hints = hints.build()
-    result = pipe.run(rgb, hints=hints)
+    result = pipe.run(rgb) if hints is None else pipe.run(rgb, hints=hints.build())
     timings.update(result.timings)
     t1 = time.perf_counter()
     if out_format == "mask":
