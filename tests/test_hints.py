@@ -109,6 +109,7 @@ def test_box_crop_runs_the_model_on_the_crop_only():
     assert not p.any()  # outside the box: background
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("u2netp_path")
 def test_pipeline_box_clears_outside_and_uses_the_model(chelsea):
     from nuggy.pipeline.pipeline import Pipeline
@@ -137,6 +138,7 @@ def _iou(a, b):
     return np.count_nonzero(a & b) / max(1, np.count_nonzero(a | b))
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("u2netp_path")
 def test_keep_and_drop_clicks_fix_real_errors():
     """On ecssd-dev photos where u2netp errs, one simulated click (RITM rule) raises IoU."""
@@ -226,6 +228,7 @@ def test_cli_usage_errors_exit_2(tmp_path):
     assert not (tmp_path / "a.png").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("u2netp_path")
 def test_cli_api_and_server_apply_the_same_hints(tmp_path, chelsea):
     import nuggy
