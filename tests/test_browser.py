@@ -55,11 +55,12 @@ def browser_tools() -> tuple[str, str]:
     return chromium, driver
 
 
-@pytest.fixture()
-def ui_server(tmp_path):
-    """``nuggy ui --preset fast`` on a free loopback port; yields its URL."""
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory):
+    """``nuggy ui --preset fast`` on a free loopback port (one for the module's tests); yields
+    its URL."""
     port = _free_port()
-    log_path = tmp_path / "streamlit.log"
+    log_path = tmp_path_factory.mktemp("ui") / "streamlit.log"
     env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
