@@ -54,11 +54,12 @@ def browser_tools() -> tuple[str, str]:
     return chromium, driver
 
 
-@pytest.fixture()
-def ui_server(tmp_path):
-    """``nuggy ui --preset fast`` on a free loopback port; yields its URL."""
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory):
+    """``nuggy ui --preset fast`` on a free loopback port (one for the module's tests); yields
+    its URL."""
     port = _free_port()
-    log_path = tmp_path / "streamlit.log"
+    log_path = tmp_path_factory.mktemp("ui") / "streamlit.log"
     env = dict(os.environ, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -148,3 +149,68 @@ def test_upload_in_chromium_shows_the_cutout(browser_tools, ui_server, tmp_path)
     finally:
         driver.quit()
     assert shot.stat().st_size > 10_000
+
+
+def test_one_stroke_in_chromium_changes_the_cutout(browser_tools, ui_server, tmp_path):
+    """Issue 14: open "Fix with hints", paint one drop stroke across the cat's head with the
+    mouse (real pointer events on the canvas), and the alpha shown changes."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    chromium, chromedriver = browser_tools
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage", "--window-size=1400,1800",
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        opts.add_argument(flag)
+    os.environ.setdefault("SE_OFFLINE", "true")
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=opts)
+
+    def alpha_src(d):
+        imgs = d.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')
+        return imgs[0].get_attribute("src") if imgs else None
+
+    try:
+        driver.get(ui_server)
+        wait = WebDriverWait(driver, 180)
+        upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "input[type=file]")))
+        upload.send_keys(str((EXAMPLES / "chelsea.jpg").resolve()))
+        wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "chelsea.jpg — 451×300"))
+        wait.until(lambda d: alpha_src(d))
+        before = alpha_src(driver)
+        wait.until(EC.element_to_be_clickable(
+            (By.XPATH, "//label[.//*[contains(text(), 'Fix with hints')]]"))).click()
+        wait.until(EC.element_to_be_clickable(
+            (By.XPATH, "//label[.//*[contains(text(), 'Drop (paint background)')]]"))).click()
+        canvas = wait.until(EC.visibility_of_element_located(
+            (By.CSS_SELECTOR, "canvas[data-testid=nuggy-hint-canvas]")))
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+        wait.until(lambda d: d.execute_script(
+            "const c = arguments[0]; return c.getContext('2d').getImageData(c.width/2, c.height/2, 1, 1).data[3] > 0",
+            canvas))
+        # canvas geometry: the cat's head is around (330, 130) of 451×300
+        rect = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height]", canvas)
+        sx, sy = rect[0] / 451, rect[1] / 300
+        ActionChains(driver).move_to_element_with_offset(canvas, int((260 - 225) * sx), int((100 - 150) * sy)) \
+            .click_and_hold().move_by_offset(int(60 * sx), 0).move_by_offset(int(60 * sx), int(20 * sy)) \
+            .release().perform()
+        wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "1 stroke"))
+        wait.until(lambda d: alpha_src(d) and alpha_src(d) != before)
+        assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+        body = driver.find_element(By.TAG_NAME, "body").text
+        assert "Download hint image" in body and "--hints chelsea.hints.png" in body
+        shot = Path(os.environ.get("NUGGY_SCREENSHOT_HINTS") or tmp_path / "nuggy-hints.png")
+        driver.save_screenshot(str(shot))
+    except Exception:
+        driver.save_screenshot(str(tmp_path / "failed.png"))
+        print("page text at failure:\n" + driver.find_element(By.TAG_NAME, "body").text)
+        print(f"screenshot: {tmp_path / 'failed.png'}")
+        raise
+    finally:
+        driver.quit()

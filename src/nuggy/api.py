@@ -130,6 +130,10 @@ def remove(
     mask_only: bool = False,
     weights: str | Path | None = None,
     accept_license: str | None = None,
+    box: tuple[int, int, int, int] | None = None,
+    keep: Any = None,
+    drop: Any = None,
+    hints: Any = None,
     **overrides: Any,
 ):
     """Cut the subject out of ``image``.
@@ -144,6 +148,11 @@ def remove(
         mask_only: return the alpha matte as an ``L`` image.
         weights: a model file to use instead of the registry one.
         accept_license: licence id accepted for gated models (``agpl-3.0``).
+        box: ``(x0, y0, x1, y1)``: the subject is inside (x1, y1 one past the last pixel).
+        keep, drop: clicks ``[(x, y), …]`` on the subject / on background.
+        hints: a hint image (array H×W 0 drop / 128 none / 255 keep, or with an alpha channel
+            where transparent = no hint), a path to one, or a
+            :class:`nuggy.pipeline.hints.Hints`. See :mod:`nuggy.pipeline.hints`.
         **overrides: any :class:`PipelineConfig` field (``tta=False``, ``refine_radius=8``…).
 
     Returns:
@@ -158,9 +167,29 @@ def remove(
                        **overrides)
     background = parse_background(bg)
     preflight(cfg)
+    hint = _hints(box, keep, drop, hints)
     rgb = as_rgb_array(image)
-    result = get_pipeline(cfg, accept_license=accept_license).run(rgb)
+    pipe = get_pipeline(cfg, accept_license=accept_license)
+    result = pipe.run(rgb) if hint is None else pipe.run(rgb, hints=hint)
     if mask_only:
         return Image.fromarray(result.alpha_u8(), "L")
     out = compose(rgb, result.alpha, foreground=result.foreground, background=background)
     return Image.fromarray(out, "RGBA" if out.shape[2] == 4 else "RGB")
+
+
+def _hints(box, keep, drop, hints):
+    """The :class:`~nuggy.pipeline.hints.Hints` of :func:`remove`'s arguments, or ``None``."""
+    if box is None and keep is None and drop is None and hints is None:
+        return None
+    from .pipeline.hints import Hints, as_hints, load_hint_image
+
+    if isinstance(hints, Hints):
+        if box is not None or keep is not None or drop is not None:
+            from .pipeline.hints import HintError
+
+            raise HintError("pass box= / keep= / drop= inside the Hints value, or hints= as an "
+                            "image, not both")
+        return hints
+    if isinstance(hints, (str, os.PathLike)):
+        hints = load_hint_image(hints)
+    return as_hints(box=box, keep=keep, drop=drop, strokes=hints)

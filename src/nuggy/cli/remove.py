@@ -20,6 +20,7 @@ DESCRIPTION = """Cut the subject out of images.
   nuggy remove a.jpg --bg white | --bg '#00ff00' | --bg beach.jpg | --bg blur | --mask-only
   nuggy remove shoots/ -o cutouts/ -r --engine ray [--address auto] [--manifest run.parquet]
   nuggy remove inbox/ -o cutouts/ --watch  hot folder: new files once written; Ctrl-C stops
+  nuggy remove bear.jpg --box 40,10,780,520 --keep 300,450 --drop 20,30 --hints fix.png
 
 Batch runs never overwrite an input, write each output atomically, skip outputs that exist
 (unless --overwrite), carry on past bad files and exit with status 1 if any file failed."""
@@ -61,6 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     mt = p.add_argument_group("trimap")
     mt.add_argument("--trimap", metavar="PATH",
                     help="your own trimap (0/128/255, same size as the single INPUT): no segmentation")
+    from nuggy.cli.hint_options import add_hint_arguments
+
+    add_hint_arguments(p)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: on a terminal only)")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
@@ -234,6 +238,9 @@ def _check_before_work(jobs: list[Job], config, args) -> dict:
     pixel_limit(args.max_pixels)
     if args.trimap and len(jobs) != 1:
         raise UsageError("--trimap takes exactly one INPUT (the trimap belongs to one image)")
+    from nuggy.cli.hint_options import hints_from_args
+
+    hints = hints_from_args(args, len(jobs), jobs[0].src if jobs else None)
     preflight(config)
     flat = bool(args.bg) or args.mask_only
     for job in jobs:
@@ -255,10 +262,11 @@ def _check_before_work(jobs: list[Job], config, args) -> dict:
     for job in jobs:
         if job.dst != "-" and os.path.isdir(job.dst):
             raise OutputError(f"{job.dst}: is a folder; the output for {job.label} would go there")
-    return {"background": background, "user_trimap": trimap}
+    return {"background": background, "user_trimap": trimap, "hints": hints}
 
 
-def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=None) -> int:
+def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=None,
+            hints=None) -> int:
     import time
     from concurrent.futures import ThreadPoolExecutor
 
@@ -367,7 +375,11 @@ def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=
 
                     trimap = validate_trimap(user_trimap, shape=image.shape[:2], name=args.trimap)
                 t0 = time.perf_counter()
-                result = pipe.run(image, trimap=trimap)
+                if hints is None:
+                    result = pipe.run(image, trimap=trimap)
+                else:
+                    hints.check(image.shape[:2], name=args.hint_image or "hints")
+                    result = pipe.run(image, trimap=trimap, hints=hints)
                 timed(job, t0)
             except (ImageError, ValueError, OSError, MemoryError) as exc:
                 failed.append((job.label, batch.failure_text(job.label, exc)))

@@ -103,6 +103,7 @@ class Pipeline:
         *,
         trimap: np.ndarray | None = None,
         probability: np.ndarray | None = None,
+        hints=None,
     ) -> Result:
         """Cut the subject out of ``image`` (RGB uint8 H×W×3); see :class:`Result`.
 
@@ -114,10 +115,28 @@ class Pipeline:
         :func:`nuggy.pipeline.trimap.load_trimap`). Segmentation and its clean-up are then
         skipped: alpha is solved in the trimap's unknown region with ``config.matting``
         (``none`` counts as ``auto``), and ``Result.probability`` is the trimap / 255.
+
+        ``hints``: a :class:`nuggy.pipeline.hints.Hints` (box, keep / drop clicks, strokes),
+        checked against the image before any work. A box runs the model(s) on the box (with a
+        margin) at full model resolution, outside it is background (with ``probability``
+        given, the map is only cleared outside the box); clicks and strokes correct the map
+        before the interior → refine → clean → matting stages (:mod:`nuggy.pipeline.hints`).
+        Not combinable with ``trimap``.
         """
         _check_image(image)
         cfg = self.config
         timings: dict[str, float] = {}
+        if hints is not None:
+            from .hints import HintError, Hints
+
+            if not isinstance(hints, Hints):
+                raise HintError(f"hints must be a nuggy.pipeline.hints.Hints, got {type(hints).__name__}")
+            if trimap is not None and not hints.empty:
+                raise HintError("hints and a user trimap cannot be combined: the trimap already "
+                                "says what is subject; draw the fix into the trimap instead")
+            hints.check(image.shape[:2])
+            if hints.empty:
+                hints = None
 
         @contextmanager
         def stage(name: str):
@@ -132,7 +151,7 @@ class Pipeline:
         else:
             if probability is not None:
                 probability = _check_probability(probability, image.shape[:2])
-            alpha, prob, foreground, trimap = self._segment(image, cfg, stage, probability)
+            alpha, prob, foreground, trimap = self._segment(image, cfg, stage, probability, hints)
         if cfg.foreground and foreground is None:
             from .foreground import estimate_foreground
 
@@ -147,22 +166,40 @@ class Pipeline:
             timings=timings,
         )
 
-    def _segment(self, image: np.ndarray, cfg: PipelineConfig, stage, prob=None, *,
+    def _predict(self, image: np.ndarray, cfg: PipelineConfig, stage) -> np.ndarray:
+        """segment (each model, TTA) → fuse: float32 H×W probability at full size."""
+        from .segment import predict_probabilities
+
+        predictors = self.predictors
+        with stage("segment"):
+            probs = predict_probabilities(predictors, image, tta=cfg.tta)
+        if len(probs) == 1:
+            return probs[0]
+        from .fuse import fuse_probabilities
+
+        with stage("fuse"):
+            return fuse_probabilities(probs, method=cfg.fusion)
+
+    def _segment(self, image: np.ndarray, cfg: PipelineConfig, stage, prob=None, hints=None, *,
                  matting: bool = True):
-        """segment → interior → refine → clean → [trimap → matte]: (alpha, prob, fg, trimap)."""
-        if prob is None:
-            from .segment import predict_probabilities
+        """segment → fuse → [hints] → interior → refine → clean → [trimap → matte]:
+        (alpha, prob, fg, trimap)."""
+        hinted = None
+        if hints is not None and hints.box is not None:
+            from .hints import box_probability, outside_box
 
-            predictors = self.predictors
-            with stage("segment"):
-                probs = predict_probabilities(predictors, image, tta=cfg.tta)
-            if len(probs) == 1:
-                prob = probs[0]
+            if prob is None:
+                prob = box_probability(lambda crop: self._predict(crop, cfg, stage), image, hints.box)
             else:
-                from .fuse import fuse_probabilities
+                prob = np.where(outside_box(prob.shape, hints.box), np.float32(0), prob)
+        elif prob is None:
+            prob = self._predict(image, cfg, stage)
+        if hints is not None and hints.has_seeds:
+            from .hints import apply_hints
 
-                with stage("fuse"):
-                    prob = fuse_probabilities(probs, method=cfg.fusion)
+            with stage("hints"):
+                hinted = apply_hints(prob, image, hints)
+            prob = hinted.probability
         alpha = prob
         if cfg.interior:
             from .interior import fill_interior
@@ -181,13 +218,27 @@ class Pipeline:
 
             with stage("clean"):
                 if cfg.islands:
+                    before = alpha
                     alpha = remove_islands(alpha, min_relative_area=cfg.island_min_area)
+                    if hinted is not None:
+                        from .hints import protect_kept
+
+                        alpha = protect_kept(alpha, before, hinted.keep)
                 if cfg.fill_holes:
                     alpha = fill_holes(alpha, max_relative_area=cfg.hole_max_area)
         trimap = foreground = None
         if matting and cfg.matting != "none":
             with stage("matte"):
                 alpha, foreground, trimap = self._matte(image, alpha)
+        if hinted is not None:
+            from .hints import enforce
+            from .trimap import band_pixels
+
+            alpha = enforce(alpha, hinted, band_pixels(image.shape, cfg.trimap_band))
+        if hints is not None and hints.box is not None:
+            from .hints import outside_box
+
+            alpha = np.where(outside_box(alpha.shape, hints.box), np.float32(0), alpha)
         return alpha, prob, foreground, trimap
 
 

@@ -333,11 +333,17 @@ def _probe(data: bytes, settings: Settings) -> tuple[str, int, int]:
 
 async def _read_image(request: Request) -> bytes:
     """The uploaded bytes: multipart field ``image``, or the raw body with an image type."""
+    data, _ = await _read_upload(request)
+    return data
+
+
+async def _read_upload(request: Request) -> tuple[bytes, bytes | None]:
+    """The uploaded image bytes and the optional ``hints`` file field (a hint image)."""
     ctype = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
     if ctype == "multipart/form-data":
         from starlette.datastructures import UploadFile
 
-        async with request.form(max_files=1, max_fields=16) as form:
+        async with request.form(max_files=2, max_fields=16) as form:
             item = form.get("image")
             if item is None:
                 raise HTTPException(
@@ -345,7 +351,10 @@ async def _read_image(request: Request) -> bytes:
                 )
             if not isinstance(item, UploadFile):
                 raise HTTPException(422, "the 'image' field must be a file, not text")
-            return await item.read()
+            hint = form.get("hints")
+            if hint is not None and not isinstance(hint, UploadFile):
+                raise HTTPException(422, "the 'hints' field must be a file (curl -F hints=@hints.png)")
+            return await item.read(), (await hint.read() if hint is not None else None)
     if not ctype.startswith(_RAW_TYPES):
         raise HTTPException(
             415,
@@ -354,7 +363,7 @@ async def _read_image(request: Request) -> bytes:
             "Content-Type image/jpeg, image/png, … (curl --data-binary @photo.jpg "
             "-H 'Content-Type: image/jpeg')",
         )
-    return await request.body()
+    return await request.body(), None
 
 
 # --------------------------------------------------------------------------- pipelines
@@ -375,7 +384,8 @@ def _default_pipeline_for(config, base, lock: threading.Lock):
     return Pipeline(config, download=False)
 
 
-def _work(data: bytes, config, base, out_format: str, background, app_state) -> tuple[bytes, dict]:
+def _work(data: bytes, config, base, out_format: str, background, app_state,
+          hints=None) -> tuple[bytes, dict]:
     """Decode, run, compose and encode one image (in a worker thread)."""
     from nuggy.io import decode_image, encode_image
     from nuggy.pipeline.compose import compose
@@ -386,7 +396,7 @@ def _work(data: bytes, config, base, out_format: str, background, app_state) -> 
     rgb = decode_image(data, max_pixels=settings.max_pixels, name="upload")
     timings["decode"] = time.perf_counter() - t0
     pipe = app_state.pipeline_for(config, base)
-    result = pipe.run(rgb)
+    result = pipe.run(rgb) if hints is None else pipe.run(rgb, hints=hints.build())
     timings.update(result.timings)
     t1 = time.perf_counter()
     if out_format == "mask":
@@ -532,6 +542,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "only cached models are accepted, see GET /v1/models",
         ),
         overrides: dict[str, Any] = Depends(stage_query()),
+        box: str | None = Query(None, max_length=64, description="x0,y0,x1,y1: the subject is "
+                                "inside this box (pixels; x1, y1 one past the last pixel)"),
+        keep: list[str] | None = Query(None, max_length=32, description="x,y: a click on the "
+                                       "subject (repeat the parameter for more)"),
+        drop: list[str] | None = Query(None, max_length=32, description="x,y: a click on "
+                                       "background (repeatable)"),
     ) -> Response:
         overrides = dict(overrides)
         if format == "mask":
@@ -552,6 +568,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from starlette.concurrency import run_in_threadpool
         from starlette.requests import ClientDisconnect
 
+        from .hint_params import RequestHints
+
+        try:
+            request_hints = RequestHints.from_query(box, keep, drop)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+
         def check_stages() -> None:  # may stat or hash a model file: off the event loop
             _check_model(name, settings)
             _check_matting(config.matting)
@@ -570,7 +593,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         handed_over = False  # until the job owns the place, leaving is up to this function
         try:
             try:
-                data = await asyncio.wait_for(_read_image(request), settings.upload_timeout)
+                data, hint_data = await asyncio.wait_for(_read_upload(request),
+                                                         settings.upload_timeout)
             except asyncio.TimeoutError:
                 raise HTTPException(
                     408,
@@ -583,6 +607,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 log.info("client %s disconnected during the upload", peer)
                 return Response(status_code=499)  # nobody is left to read it
             _, width, height = await run_in_threadpool(_probe, data, settings)
+            try:
+                request_hints = await run_in_threadpool(
+                    request_hints.with_image, hint_data, (height, width))
+            except ValueError as exc:
+                raise HTTPException(422, str(exc)) from None
             deadline = time.monotonic() + settings.request_timeout
             ticket = _Ticket()
 
@@ -594,7 +623,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     try:
                         if not ticket.try_start():
                             raise _QueueTimeout
-                        return _work(data, config, base, format, background, app.state)
+                        return _work(data, config, base, format, background, app.state,
+                                     request_hints)
                     finally:
                         limiter.release(time.perf_counter() - t0)
                 finally:
@@ -669,7 +699,12 @@ _REMOVE_OPENAPI = {
                 "schema": {
                     "type": "object",
                     "required": ["image"],
-                    "properties": {"image": {"type": "string", "format": "binary"}},
+                    "properties": {
+                        "image": {"type": "string", "format": "binary"},
+                        "hints": {"type": "string", "format": "binary", "description":
+                                  "optional hint image, same size: 255 keep, 0 drop, 128 or "
+                                  "transparent no hint"},
+                    },
                 }
             },
             "image/jpeg": _BINARY,

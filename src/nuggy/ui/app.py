@@ -399,7 +399,8 @@ def _process(files: list, config: Any, store: OrderedDict) -> list[str]:
         for i, (f, k) in enumerate(todo):
             bar.progress(i / len(todo), text=f"Cutting out {f.name} ({i + 1}/{len(todo)})…")
             try:
-                store[k] = {"name": f.name, "result": cut_out(f.getvalue(), f.name, config)}
+                store[k] = {"name": f.name, "result": cut_out(f.getvalue(), f.name, config),
+                            "config": config}
             except Exception as exc:  # noqa: BLE001 - shown in the page, never a traceback
                 store[k] = {"name": f.name, "error": describe_error(exc)}
         bar.empty()
@@ -409,7 +410,13 @@ def _process(files: list, config: Any, store: OrderedDict) -> list[str]:
     return keys
 
 
-def _show_one(entry: dict, choice: BackgroundChoice, idx: int) -> None:
+def _show_one(entry: dict, choice: BackgroundChoice, idx: int, *, hints: bool = False) -> None:
+    if hints and "result" in entry and "config" in entry:
+        from nuggy.ui.hint_canvas import hint_panel
+
+        config = entry["config"]
+        entry = hint_panel(entry, lambda rgb, h: pipeline_for(config).run(rgb, hints=h),
+                           idx=idx, preview_side=PREVIEW_SIDE)
     if "error" in entry:
         msg = entry["error"]
         st.error(msg if msg.startswith(entry["name"]) else f"{entry['name']}: {msg}")
@@ -480,7 +487,7 @@ def main() -> None:
             st.download_button("Download all (ZIP)", build_zip(payload), file_name="nuggy-cutouts.zip",
                                mime="application/zip", key="dl:zip", type="primary")
     if len(entries) == 1:
-        _show_one(entries[0], choice, 0)
+        _show_one(entries[0], choice, 0, hints=True)
         return
     labels = [output_name(e["name"], "", set()) + (" ⚠" if "error" in e else "") for e in entries]
     if len(entries) <= 8:
