@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import EVALDATA, EXAMPLES, ROOT
 
 from nuggy.errors import UsageError

@@ -205,13 +205,12 @@ class Hints:
             )
         if self.box is not None:
             x0, y0, x1, y1 = self.box
-            for label, pts in (("keep", self.keep),):
-                for x, y in pts:
-                    if not (x0 <= x < x1 and y0 <= y < y1):
-                        raise HintError(
-                            f"keep click {x},{y} is outside the box {x0},{y0},{x1},{y1}: outside "
-                            "the box is background; enlarge the box or move the click"
-                        )
+            for x, y in self.keep:
+                if not (x0 <= x < x1 and y0 <= y < y1):
+                    raise HintError(
+                        f"keep click {x},{y} is outside the box {x0},{y0},{x1},{y1}: outside "
+                        "the box is background; enlarge the box or move the click"
+                    )
 
     def seeds(self, shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(keep, drop) seed masks, bool H×W: click discs and stroke pixels.

@@ -226,7 +226,6 @@ def hint_panel(entry: dict, run, *, idx: int, preview_side: int) -> dict:
 
     from nuggy.io import encode_image
     from nuggy.pipeline.hints import render_hint_image
-
     from nuggy.ui.app import preview
 
     result = entry["result"]
