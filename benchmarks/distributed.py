@@ -56,8 +56,7 @@ class RssSampler(threading.Thread):
         while not self.stop.is_set():
             try:
                 main = psutil.Process(self.pid)
-                procs = [("main", main)] + [(c.pid, c) for c in main.children(recursive=True)
-                                            if self.keep(c)]
+                procs = [("main", main)] + [(c.pid, c) for c in main.children(recursive=True) if self.keep(c)]
                 for key, proc in procs:
                     rss = proc.memory_info().rss / 2**20
                     self.peak[key] = max(self.peak.get(key, 0), rss)
@@ -69,8 +68,13 @@ class RssSampler(threading.Thread):
 def run_cli(args: list[str], keep=lambda p: False) -> tuple[float, dict]:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "nuggy", "remove", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nuggy", "remove", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     sampler = RssSampler(proc.pid, keep)
     sampler.start()
     _, err = proc.communicate()
@@ -114,19 +118,29 @@ def main() -> None:
     for preset in a.presets:
         base = [str(photos), "--preset", preset, "--model", "u2netp", "-q", "--overwrite"]
         wall, peak = run_cli(base + ["-o", str(work / f"local-{preset}")])
-        rows.append((preset, "local (1 process, 2 threads + I/O overlap)", wall, n / wall,
-                     f"{peak.get('main', 0):.0f}", "-"))
+        rows.append(
+            (
+                preset,
+                "local (1 process, 2 threads + I/O overlap)",
+                wall,
+                n / wall,
+                f"{peak.get('main', 0):.0f}",
+                "-",
+            )
+        )
         for actors, cpus in ((2, 1), (1, 2)):
             if preset != "fast" and (actors, cpus) == (1, 2):
                 continue
             out = work / f"ray-{preset}-{actors}x{cpus}"
-            wall, peak = run_cli(base + ["-o", str(out), "--engine", "ray", "--actors", str(actors),
-                                         "--cpus-per-actor", str(cpus)], is_actor)
+            wall, peak = run_cli(
+                base
+                + ["-o", str(out), "--engine", "ray", "--actors", str(actors), "--cpus-per-actor", str(cpus)],
+                is_actor,
+            )
             diff = max_alpha_diff(work / f"local-{preset}", out)
             actor_rss = [v for k, v in peak.items() if k != "main"]
             rss = ", ".join(f"{v:.0f}" for v in sorted(actor_rss)) + f" (driver {peak.get('main', 0):.0f})"
-            rows.append((preset, f"ray CLI, {actors} actor(s) × {cpus} CPU", wall, n / wall, rss,
-                         str(diff)))
+            rows.append((preset, f"ray CLI, {actors} actor(s) × {cpus} CPU", wall, n / wall, rss, str(diff)))
     # the job alone, Ray already up (a long-lived cluster's cost)
     import ray
 
@@ -135,19 +149,34 @@ def main() -> None:
 
     sys.path.insert(0, str(ROOT / "src"))
     t0 = time.perf_counter()
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR",
-             log_to_driver=False)
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     init = time.perf_counter() - t0
     for preset in a.presets:
         t0 = time.perf_counter()
-        remove_dataset(str(photos), str(work / f"ray-api-{preset}"), config=make_preset(preset),
-                       preset=preset, actors=2, overwrite=True)
+        remove_dataset(
+            str(photos),
+            str(work / f"ray-api-{preset}"),
+            config=make_preset(preset),
+            preset=preset,
+            actors=2,
+            overwrite=True,
+        )
         wall = time.perf_counter() - t0
-        rows.append((preset, "ray job only (Ray already running), 2 × 1 CPU", wall, n / wall, "-",
-                     str(max_alpha_diff(work / f"local-{preset}", work / f"ray-api-{preset}"))))
+        rows.append(
+            (
+                preset,
+                "ray job only (Ray already running), 2 × 1 CPU",
+                wall,
+                n / wall,
+                "-",
+                str(max_alpha_diff(work / f"local-{preset}", work / f"ray-api-{preset}")),
+            )
+        )
     ray.shutdown()
     print(f"ray.init (local, {os.cpu_count()} CPUs): {init:.1f} s\n")
-    print("| preset | engine | wall s | images/s | peak RSS MB (per actor) | max alpha diff vs local (/255) |")
+    print(
+        "| preset | engine | wall s | images/s | peak RSS MB (per actor) | max alpha diff vs local (/255) |"
+    )
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]:.2f} | {r[4]} | {r[5]} |")

@@ -50,8 +50,10 @@ def build(root: Path, side: int) -> None:
         cv2.imwrite(str(root / "fg/alpha" / f"{n}.png"), a)
         b = cv2.resize(cv2.imread(str(bgs[8 + i])), (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA)
         af = a.astype(np.float32)[..., None] / 255
-        cv2.imwrite(str(root / "val/image" / f"{n}.png"),
-                    np.round(af * fg + (1 - af) * b.astype(np.float32)).astype(np.uint8))
+        cv2.imwrite(
+            str(root / "val/image" / f"{n}.png"),
+            np.round(af * fg + (1 - af) * b.astype(np.float32)).astype(np.uint8),
+        )
         cv2.imwrite(str(root / "val/alpha" / f"{n}.png"), a)
         cv2.imwrite(str(root / "val/trimap" / f"{n}.png"), trimap_from_alpha(af[..., 0], 7, 7))
 

@@ -37,7 +37,9 @@ def _photos() -> list[np.ndarray]:
     return [load_image(p) for p in sorted((ROOT / "examples").glob("*.jpg"))]
 
 
-def make_sets(out: Path, train_n: int, test_n: int, size: int, blur: tuple[float, float]) -> tuple[Path, Path]:
+def make_sets(
+    out: Path, train_n: int, test_n: int, size: int, blur: tuple[float, float]
+) -> tuple[Path, Path]:
     from nuggy.train.synthetic import write_dataset
 
     train_dir, test_dir = out / "data" / "train", out / "data" / "test"
@@ -80,7 +82,9 @@ def predict(model, image: np.ndarray, size: int):
 
     mean, std = _normalisation("u2netp")
     h, w = image.shape[:2]
-    small = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if min(h, w) > size else cv2.INTER_LINEAR)
+    small = cv2.resize(
+        image, (size, size), interpolation=cv2.INTER_AREA if min(h, w) > size else cv2.INTER_LINEAR
+    )
     x = torch.from_numpy(normalise(small, mean, std))[None]
     with torch.no_grad():
         p = torch.sigmoid(model.forward_logits(x)[0])
@@ -127,10 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--train-n", type=int, default=400)
     ap.add_argument("--test-n", type=int, default=40)
-    ap.add_argument("--blur", type=float, nargs=2, default=(2.0, 6.0),
-                    help="σ range (px) for the photo backdrops")
-    ap.add_argument("--replay-weight", type=float, default=0.5,
-                    help="sampling weight of the self-distillation replay set (0: none)")
+    ap.add_argument(
+        "--blur", type=float, nargs=2, default=(2.0, 6.0), help="σ range (px) for the photo backdrops"
+    )
+    ap.add_argument(
+        "--replay-weight",
+        type=float,
+        default=0.5,
+        help="sampling weight of the self-distillation replay set (0: none)",
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--workers", type=int, default=1, help="data-loading processes")
     args = ap.parse_args(argv)
@@ -159,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"args": vars(args)}
     t = time.time()
     before = load_checkpoint("u2netp", start_pth)
-    results["before"] = {"synthetic": score_synthetic(before, test_dir, args.size), "dev": score_dev(before, args.size)}
+    results["before"] = {
+        "synthetic": score_synthetic(before, test_dir, args.size),
+        "dev": score_dev(before, args.size),
+    }
     print(f"scored the starting weights ({time.time() - t:.0f} s)", file=sys.stderr)
 
     datasets = [{"name": "thin", "layout": "generic", "root": str(train_dir)}]
@@ -185,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     train_s = time.time() - t
     print(f"fine-tuned {res['step']} steps in {train_s:.0f} s", file=sys.stderr)
     after = load_checkpoint("u2netp", run / "last.pt")
-    results["after"] = {"synthetic": score_synthetic(after, test_dir, args.size), "dev": score_dev(after, args.size)}
+    results["after"] = {
+        "synthetic": score_synthetic(after, test_dir, args.size),
+        "dev": score_dev(after, args.size),
+    }
     results["train_seconds"] = train_s
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in recs if r["kind"] == "train"]
@@ -202,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"u2netp fine-tune: {res['step']} steps, batch {args.batch}, {args.size}², lr {args.lr}, "
         f"{args.train_n} synthetic training images; {train_s:.0f} s",
-        "| metric | before | after | change |", "|---|---|---|---|",
+        "| metric | before | after | change |",
+        "|---|---|---|---|",
         row(f"synthetic HCE (n={results['before']['synthetic']['n']}) ↓", "hce", "synthetic"),
         row("synthetic Grad ↓", "grad", "synthetic"),
         row("synthetic SAD ↓", "sad", "synthetic"),

@@ -87,8 +87,7 @@ def grabcut(image: np.ndarray, prob: np.ndarray, keep, drop, *, box=None) -> np.
     if box is not None:
         mask = np.zeros((h, w), np.uint8)
         x0, y0, x1, y1 = box
-        cv2.grabCut(bgr, mask, (x0, y0, x1 - x0, y1 - y0), bgd, fgd, GRABCUT_ITERS,
-                    cv2.GC_INIT_WITH_RECT)
+        cv2.grabCut(bgr, mask, (x0, y0, x1 - x0, y1 - y0), bgd, fgd, GRABCUT_ITERS, cv2.GC_INIT_WITH_RECT)
     else:
         mask = np.where(prob >= 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
         k, d = Hints(keep=tuple(keep), drop=tuple(drop)).seeds((h, w))
@@ -139,8 +138,9 @@ def summarise(rows: list[dict], max_clicks: int) -> dict:
     out = {"images": len(rows)}
     for thr in THRESHOLDS:
         out[f"noc@{round(thr * 100)}"] = float(np.mean([noc(r["iou"], thr, max_clicks) for r in rows]))
-    out["over@90"] = int(sum(noc(r["iou"], 0.90, max_clicks) >= max_clicks and max(r["iou"]) < 0.90
-                             for r in rows))
+    out["over@90"] = int(
+        sum(noc(r["iou"], 0.90, max_clicks) >= max_clicks and max(r["iou"]) < 0.90 for r in rows)
+    )
     for k in SAD_AT:
         out[f"sad@{k}"] = float(np.mean([r["sad"][k] for r in rows]))
     out["iou@5"] = float(np.mean([r["iou"][5] for r in rows]))
@@ -164,11 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default="nuggy,grabcut")
     ap.add_argument("--max-clicks", type=int, default=20)
     ap.add_argument("--no-box", action="store_true", help="skip the box-only rows")
-    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                    help="override a constant of nuggy.pipeline.hints (sigma, colour_cost, "
-                         "prob_cost, cutoff) for tuning")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a constant of nuggy.pipeline.hints (sigma, colour_cost, prob_cost, cutoff) for tuning",
+    )
     ap.add_argument("--cache", type=Path, default=ROOT / ".scratch" / "probcache")
-    ap.add_argument("--out", type=Path, default=None, help="JSON report (default reports/interactive-<time>.json)")
+    ap.add_argument(
+        "--out", type=Path, default=None, help="JSON report (default reports/interactive-<time>.json)"
+    )
     args = ap.parse_args(argv)
 
     params = {}
@@ -188,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             hinted = H.apply_hints(prob, image, hints, **params)
             res = pipe.run(image, probability=hinted.probability)
             band = __import__("nuggy.pipeline.trimap", fromlist=["band_pixels"]).band_pixels(
-                image.shape, cfg.trimap_band)
+                image.shape, cfg.trimap_band
+            )
             return H.enforce(res.alpha, hinted, band)
         return pipe.run(image, probability=prob, hints=hints).alpha
 
@@ -199,8 +206,15 @@ def main(argv: list[str] | None = None) -> int:
 
     impl = {"nuggy": nuggy_method, "grabcut": grabcut_method}
     started = datetime.now(timezone.utc)
-    report = {"command": " ".join(sys.argv), "started": started.isoformat(), "split": args.split,
-              "model": args.model, "preset": args.preset, "params": params, "datasets": {}}
+    report = {
+        "command": " ".join(sys.argv),
+        "started": started.isoformat(),
+        "split": args.split,
+        "model": args.model,
+        "preset": args.preset,
+        "params": params,
+        "datasets": {},
+    }
     for dname in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         ps = prepare_dataset(EVALDATA / dname, args.split, args.limit)
         per: dict[str, list] = {m: [] for m in methods}
@@ -212,8 +226,9 @@ def main(argv: list[str] | None = None) -> int:
             prob = pipe._predict(image, cfg, _null_stage)
             for m in methods:
                 t1 = time.perf_counter()
-                per[m].append({"name": sample.name,
-                               **run_photo(impl[m], image, gt_alpha, prob, args.max_clicks)})
+                per[m].append(
+                    {"name": sample.name, **run_photo(impl[m], image, gt_alpha, prob, args.max_clicks)}
+                )
                 timing[m] += time.perf_counter() - t1
             if not args.no_box:
                 gt = gt_alpha >= 0.5
@@ -225,18 +240,34 @@ def main(argv: list[str] | None = None) -> int:
                     "grabcut box": grabcut(image, prob, [], [], box=box),
                 }
                 for k, a in outs.items():
-                    box_rows[k].append({"name": sample.name, "sad": float(np.abs(a - gt_alpha).sum() / 1000),
-                                        "iou": iou(a >= 0.5, gt)})
+                    box_rows[k].append(
+                        {
+                            "name": sample.name,
+                            "sad": float(np.abs(a - gt_alpha).sum() / 1000),
+                            "iou": iou(a >= 0.5, gt),
+                        }
+                    )
             if (i + 1) % 25 == 0:
-                print(f"{dname}: {i + 1}/{len(ps.dataset)} ({time.perf_counter() - t0:.0f} s)",
-                      file=sys.stderr, flush=True)
-        entry = {"images": len(ps.dataset), "split_size": ps.info["split_size"],
-                 "clicks": {m: summarise(per[m], args.max_clicks) for m in methods},
-                 "seconds_per_photo": {m: timing[m] / max(1, len(ps.dataset)) for m in methods},
-                 "per_image": per}
+                print(
+                    f"{dname}: {i + 1}/{len(ps.dataset)} ({time.perf_counter() - t0:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        entry = {
+            "images": len(ps.dataset),
+            "split_size": ps.info["split_size"],
+            "clicks": {m: summarise(per[m], args.max_clicks) for m in methods},
+            "seconds_per_photo": {m: timing[m] / max(1, len(ps.dataset)) for m in methods},
+            "per_image": per,
+        }
         if not args.no_box:
-            entry["box"] = {k: {"sad": float(np.mean([r["sad"] for r in v])),
-                                "iou": float(np.mean([r["iou"] for r in v]))} for k, v in box_rows.items()}
+            entry["box"] = {
+                k: {
+                    "sad": float(np.mean([r["sad"] for r in v])),
+                    "iou": float(np.mean([r["iou"] for r in v])),
+                }
+                for k, v in box_rows.items()
+            }
             entry["box_per_image"] = box_rows
         report["datasets"][dname] = entry
         print(_table(dname, entry, args), flush=True)
@@ -254,13 +285,17 @@ def _null_stage(name):
 
 
 def _table(name: str, entry: dict, args) -> str:
-    lines = [f"\n### {name} ({args.split} half: {entry['images']} of {entry['split_size']} photos)\n",
-             "| method | NoC@85 | NoC@90 | ≥20@90 | SAD@0 | SAD@1 | SAD@3 | SAD@5 | IoU@5 | s/photo |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"\n### {name} ({args.split} half: {entry['images']} of {entry['split_size']} photos)\n",
+        "| method | NoC@85 | NoC@90 | ≥20@90 | SAD@0 | SAD@1 | SAD@3 | SAD@5 | IoU@5 | s/photo |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for m, s in entry["clicks"].items():
-        lines.append(f"| {m} | {s['noc@85']:.2f} | {s['noc@90']:.2f} | {s['over@90']} | "
-                     f"{s['sad@0']:.2f} | {s['sad@1']:.2f} | {s['sad@3']:.2f} | {s['sad@5']:.2f} | "
-                     f"{s['iou@5']:.3f} | {entry['seconds_per_photo'][m]:.2f} |")
+        lines.append(
+            f"| {m} | {s['noc@85']:.2f} | {s['noc@90']:.2f} | {s['over@90']} | "
+            f"{s['sad@0']:.2f} | {s['sad@1']:.2f} | {s['sad@3']:.2f} | {s['sad@5']:.2f} | "
+            f"{s['iou@5']:.3f} | {entry['seconds_per_photo'][m]:.2f} |"
+        )
     if "box" in entry:
         lines += ["", "| box-only (GT bounding box) | SAD | IoU |", "|---|---|---|"]
         for k, v in entry["box"].items():

@@ -84,8 +84,9 @@ class Tally:
         self.codes[code] = self.codes.get(code, 0) + 1
 
 
-async def fire(url: str, data: bytes, size: tuple[int, int], n: int, concurrency: int,
-               timeout: float, tally: Tally) -> None:
+async def fire(
+    url: str, data: bytes, size: tuple[int, int], n: int, concurrency: int, timeout: float, tally: Tally
+) -> None:
     import httpx
     from PIL import Image
 
@@ -126,15 +127,25 @@ async def fire(url: str, data: bytes, size: tuple[int, int], n: int, concurrency
 # --------------------------------------------------------------------------- abusive clients
 
 
-async def raw_post(port: int, path: str, headers: dict[str, str], parts: list[bytes], *,
-                   delay: float = 0.0, close_after: int | None = None,
-                   timeout: float = 60.0) -> tuple[int | None, float]:
+async def raw_post(
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    parts: list[bytes],
+    *,
+    delay: float = 0.0,
+    close_after: int | None = None,
+    timeout: float = 60.0,
+) -> tuple[int | None, float]:
     """POST over a raw socket, sending ``parts`` ``delay`` s apart (or closing after
     ``close_after`` of them) while listening for the status line. Returns (status or None if
     the client closed first, seconds to the status)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n" + "".join(
-        f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        + "\r\n"
+    )
     t0 = time.perf_counter()
 
     async def status_line() -> bytes:
@@ -176,40 +187,78 @@ def abuse(port: int, pid: int, data: bytes, args, log_path: Path) -> tuple[list[
     async def run() -> dict:
         # 1. slow uploads take every place; 2. meanwhile large uploads must bounce unread
         slow_body = data * 4
-        slow = [asyncio.ensure_future(raw_post(
-            port, url, {"Content-Type": "image/jpeg", "Content-Length": str(len(slow_body))},
-            [slow_body[i:i + 64] for i in range(0, len(slow_body), 64)], delay=0.5,
-            timeout=args.upload_timeout + 30)) for _ in range(capacity)]
+        slow = [
+            asyncio.ensure_future(
+                raw_post(
+                    port,
+                    url,
+                    {"Content-Type": "image/jpeg", "Content-Length": str(len(slow_body))},
+                    [slow_body[i : i + 64] for i in range(0, len(slow_body), 64)],
+                    delay=0.5,
+                    timeout=args.upload_timeout + 30,
+                )
+            )
+            for _ in range(capacity)
+        ]
         await asyncio.sleep(1.0)  # the slow ones are admitted
         rss_before = rss_bytes(pid)
         big_body = os.urandom(args.big_mb * mb)
-        big = await asyncio.gather(*(raw_post(
-            port, url, {"Content-Type": "image/jpeg", "Content-Length": str(len(big_body))},
-            [big_body[i:i + mb] for i in range(0, len(big_body), mb)], timeout=30)
-            for _ in range(args.big)))
+        big = await asyncio.gather(
+            *(
+                raw_post(
+                    port,
+                    url,
+                    {"Content-Type": "image/jpeg", "Content-Length": str(len(big_body))},
+                    [big_body[i : i + mb] for i in range(0, len(big_body), mb)],
+                    timeout=30,
+                )
+                for _ in range(args.big)
+            )
+        )
         rss_big = rss_bytes(pid)
         slow_done = await asyncio.gather(*slow)
         # 3. abandoned uploads, as many at a time as the server has places (more would be
         #    refused unread, before there is an upload to abandon)
-        half = [data[: len(data) // 2], data[len(data) // 2:]]
+        half = [data[: len(data) // 2], data[len(data) // 2 :]]
         for start in range(0, args.abandon, capacity):
-            await asyncio.gather(*(raw_post(
-                port, url, {"Content-Type": "image/jpeg", "Content-Length": str(len(data))},
-                half, close_after=1) for _ in range(min(capacity, args.abandon - start))))
+            await asyncio.gather(
+                *(
+                    raw_post(
+                        port,
+                        url,
+                        {"Content-Type": "image/jpeg", "Content-Length": str(len(data))},
+                        half,
+                        close_after=1,
+                    )
+                    for _ in range(min(capacity, args.abandon - start))
+                )
+            )
             await asyncio.sleep(0.5)
         # 4. malformed requests
         bad = await asyncio.gather(
-            raw_post(port, url, {"Content-Type": "image/jpeg",
-                                 "Content-Length": str(30 * mb)}, [b"x" * 1024], timeout=10),
+            raw_post(
+                port,
+                url,
+                {"Content-Type": "image/jpeg", "Content-Length": str(30 * mb)},
+                [b"x" * 1024],
+                timeout=10,
+            ),
             raw_post(port, url, {"Content-Type": "text/plain", "Content-Length": "5"}, [b"hello"]),
             raw_post(port, url, {"Content-Type": "image/png", "Content-Length": "5"}, [b"hello"]),
-            raw_post(port, url + "&refine_radius=100000",
-                     {"Content-Type": "image/jpeg", "Content-Length": str(len(data))}, [data]),
-            raw_post(port, url + "&bg=300,0,0",
-                     {"Content-Type": "image/jpeg", "Content-Length": str(len(data))}, [data]),
+            raw_post(
+                port,
+                url + "&refine_radius=100000",
+                {"Content-Type": "image/jpeg", "Content-Length": str(len(data))},
+                [data],
+            ),
+            raw_post(
+                port,
+                url + "&bg=300,0,0",
+                {"Content-Type": "image/jpeg", "Content-Length": str(len(data))},
+                [data],
+            ),
         )
-        return {"slow": slow_done, "big": big, "bad": bad, "rss_before": rss_before,
-                "rss_big": rss_big}
+        return {"slow": slow_done, "big": big, "bad": bad, "rss_before": rss_before, "rss_big": rss_big}
 
     r = asyncio.run(run())
     log_text = log_path.read_text(errors="replace")
@@ -222,15 +271,23 @@ def abuse(port: int, pid: int, data: bytes, args, log_path: Path) -> tuple[list[
     big_secs = sorted(t for _, t in r["big"])
     growth = (r["rss_big"] - r["rss_before"]) / mb
     lines = [f"abusive clients (server places: {capacity}, upload timeout {args.upload_timeout:g} s)"]
-    lines.append(f"  slow uploads  {len(slow_codes)}: statuses {dict(Counter(slow_codes))}, answered after "
-          f"{slow_secs[0]:.1f}-{slow_secs[-1]:.1f} s")
-    lines.append(f"  large uploads {len(big_codes)} × {args.big_mb} MB while full: statuses "
-          f"{dict(Counter(big_codes))}, p50 {statistics.median(big_secs) * 1000:.0f} ms, "
-          f"server RSS {r['rss_before'] / mb:.1f} -> {r['rss_big'] / mb:.1f} MiB ({growth:+.1f} MiB)")
-    lines.append(f"  abandoned     {args.abandon}: {disconnects} INFO lines, {errors} ERROR lines, "
-          f"{tracebacks} tracebacks in the server log")
-    lines.append(f"  malformed     statuses {[c for c, _ in r['bad']]} "
-          "(oversize, text/plain, garbage, refine_radius=100000, bg=300,0,0)")
+    lines.append(
+        f"  slow uploads  {len(slow_codes)}: statuses {dict(Counter(slow_codes))}, answered after "
+        f"{slow_secs[0]:.1f}-{slow_secs[-1]:.1f} s"
+    )
+    lines.append(
+        f"  large uploads {len(big_codes)} × {args.big_mb} MB while full: statuses "
+        f"{dict(Counter(big_codes))}, p50 {statistics.median(big_secs) * 1000:.0f} ms, "
+        f"server RSS {r['rss_before'] / mb:.1f} -> {r['rss_big'] / mb:.1f} MiB ({growth:+.1f} MiB)"
+    )
+    lines.append(
+        f"  abandoned     {args.abandon}: {disconnects} INFO lines, {errors} ERROR lines, "
+        f"{tracebacks} tracebacks in the server log"
+    )
+    lines.append(
+        f"  malformed     statuses {[c for c, _ in r['bad']]} "
+        "(oversize, text/plain, garbage, refine_radius=100000, bg=300,0,0)"
+    )
     if any(c != 408 for c in slow_codes):
         failures.append(f"slow uploads got {slow_codes}, expected 408 each")
     if any(c != 503 for c in big_codes):
@@ -238,8 +295,10 @@ def abuse(port: int, pid: int, data: bytes, args, log_path: Path) -> tuple[list[
     if growth > args.big_mb:
         failures.append(f"RSS grew {growth:.1f} MiB while refusing large uploads (bodies read?)")
     if disconnects != args.abandon or errors or tracebacks:
-        failures.append(f"abandoned uploads logged {disconnects} INFO lines (expected "
-                        f"{args.abandon}), {errors} ERROR lines, {tracebacks} tracebacks")
+        failures.append(
+            f"abandoned uploads logged {disconnects} INFO lines (expected "
+            f"{args.abandon}), {errors} ERROR lines, {tracebacks} tracebacks"
+        )
     if [c for c, _ in r["bad"]] != [413, 415, 415, 422, 422]:
         failures.append(f"malformed requests got {[c for c, _ in r['bad']]}")
     return lines, failures
@@ -253,12 +312,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=160, help="longest side of the test photo")
     p.add_argument("--preset", default="fast")
     p.add_argument("--server-concurrency", type=int, default=1)
-    p.add_argument("--server-queue", type=int, default=8,
-                   help="server queue (default 8: no 503 at 8 in flight; lower it to see 503s)")
+    p.add_argument(
+        "--server-queue",
+        type=int,
+        default=8,
+        help="server queue (default 8: no 503 at 8 in flight; lower it to see 503s)",
+    )
     p.add_argument("--max-rss-growth", type=float, default=0.10)
     p.add_argument("--max-seconds", type=float, default=900, help="abort the run after this")
-    p.add_argument("--abuse", action=argparse.BooleanOptionalAction, default=True,
-                   help="also run the abusive-client checks (default: on)")
+    p.add_argument(
+        "--abuse",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the abusive-client checks (default: on)",
+    )
     p.add_argument("--upload-timeout", type=float, default=3.0, help="server upload timeout (s)")
     p.add_argument("--big", type=int, default=40, help="large uploads sent to the full server")
     p.add_argument("--big-mb", type=int, default=8, help="size of each large upload (MB)")
@@ -271,9 +338,24 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     url = f"{base}/v1/remove?preset={args.preset}"
-    cmd = [sys.executable, "-m", "nuggy", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--concurrency", str(args.server_concurrency), "--queue", str(args.server_queue),
-           "--upload-timeout", str(args.upload_timeout), "--log-level", "info"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "nuggy",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--concurrency",
+        str(args.server_concurrency),
+        "--queue",
+        str(args.server_queue),
+        "--upload-timeout",
+        str(args.upload_timeout),
+        "--log-level",
+        "info",
+    ]
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"nuggy-load-{port}.log"
     log = open(log_path, "wb")
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -312,9 +394,12 @@ def main(argv: list[str] | None = None) -> int:
         tally = Tally()
         t0 = time.perf_counter()
         try:
-            asyncio.run(asyncio.wait_for(
-                fire(url, data, size, args.requests, args.concurrency, 120, tally),
-                timeout=args.max_seconds))
+            asyncio.run(
+                asyncio.wait_for(
+                    fire(url, data, size, args.requests, args.concurrency, 120, tally),
+                    timeout=args.max_seconds,
+                )
+            )
         except asyncio.TimeoutError:
             failures.append(f"run exceeded --max-seconds {args.max_seconds:g}")
         wall = time.perf_counter() - t0
@@ -345,16 +430,22 @@ def main(argv: list[str] | None = None) -> int:
     growth = (rss_end - rss_warm) / rss_warm if rss_end else float("nan")
     lat = sorted(tally.latencies)
     mb = 1024 * 1024
-    print(f"nuggy API load test: {args.requests} requests, {args.concurrency} in flight, "
-          f"{size[0]}×{size[1]} JPEG, preset {args.preset}, server concurrency "
-          f"{args.server_concurrency} + queue {args.server_queue}")
+    print(
+        f"nuggy API load test: {args.requests} requests, {args.concurrency} in flight, "
+        f"{size[0]}×{size[1]} JPEG, preset {args.preset}, server concurrency "
+        f"{args.server_concurrency} + queue {args.server_queue}"
+    )
     print(f"  statuses      200: {ok}   503: {busy}   other: {other}  {dict(sorted(tally.codes.items()))}")
     print(f"  wall          {wall:.1f} s   throughput {ok / wall:.1f} images/s")
     if lat:
-        print(f"  latency (200) p50 {statistics.median(lat) * 1000:.0f} ms   "
-              f"p95 {lat[int(0.95 * (len(lat) - 1))] * 1000:.0f} ms   max {lat[-1] * 1000:.0f} ms")
-    print(f"  server RSS    start {rss_start / mb:.1f} MiB   after warm-up {rss_warm / mb:.1f} MiB   "
-          f"peak {peak[0] / mb:.1f} MiB   end {rss_end / mb:.1f} MiB   growth {growth * 100:+.1f} %")
+        print(
+            f"  latency (200) p50 {statistics.median(lat) * 1000:.0f} ms   "
+            f"p95 {lat[int(0.95 * (len(lat) - 1))] * 1000:.0f} ms   max {lat[-1] * 1000:.0f} ms"
+        )
+    print(
+        f"  server RSS    start {rss_start / mb:.1f} MiB   after warm-up {rss_warm / mb:.1f} MiB   "
+        f"peak {peak[0] / mb:.1f} MiB   end {rss_end / mb:.1f} MiB   growth {growth * 100:+.1f} %"
+    )
     print(f"  after the run {health}")
     for line in abuse_lines:
         print(line)

@@ -122,7 +122,9 @@ def cmd_presets(args) -> None:
     print(f"\nmodel {args.model}, whole image, mean over {len(scores)} images")
     print("| preset | SAD | MSE | Grad | Conn | s/image |\n|---|---|---|---|---|---|")
     for pname, t in table.items():
-        print(f"| {pname} | {t['sad']:.2f} | {t['mse']:.2f} | {t['grad']:.2f} | {t['conn']:.2f} | {t['time']:.2f} |")
+        print(
+            f"| {pname} | {t['sad']:.2f} | {t['mse']:.2f} | {t['grad']:.2f} | {t['conn']:.2f} | {t['time']:.2f} |"
+        )
 
 
 SCALE_CHILD = r"""
@@ -155,7 +157,8 @@ def cmd_scale(args) -> None:
     for mp in args.megapixels:
         out = subprocess.run(
             [sys.executable, "-c", SCALE_CHILD, str(args.source), str(mp), args.preset, args.model],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if out.returncode:
             print(out.stderr[-3000:], file=sys.stderr)
@@ -172,8 +175,12 @@ def main(argv=None) -> None:
     s.add_argument("--images", nargs="+")
     s.add_argument("--direct", action="store_true", help="also run pymatting on the full image")
     s = sub.add_parser("presets")
-    s.add_argument("--presets", nargs="+", default=["default", "best"],
-                   help="preset names; NAME:SOLVER overrides the matting solver (best:knn)")
+    s.add_argument(
+        "--presets",
+        nargs="+",
+        default=["default", "best"],
+        help="preset names; NAME:SOLVER overrides the matting solver (best:knn)",
+    )
     s.add_argument("--model", default="u2netp")
     s.add_argument("--accept-license", default="agpl-3.0")
     s.add_argument("--images", nargs="+")

@@ -52,27 +52,63 @@ def parse_args(argv: list[str] | None):
     from nuggy.eval.split import SPLITS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="u2netp", type=_csv,
-                    help="comma-separated model strings; a+b is a multi-model config (default: %(default)s)")
-    ap.add_argument("--presets", default="fast,default,best", type=_csv,
-                    help="comma-separated presets (default: %(default)s)")
+    ap.add_argument(
+        "--models",
+        default="u2netp",
+        type=_csv,
+        help="comma-separated model strings; a+b is a multi-model config (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--presets",
+        default="fast,default,best",
+        type=_csv,
+        help="comma-separated presets (default: %(default)s)",
+    )
     ap.add_argument("--stages", action="store_true", help="also the stage-by-stage rows of every model")
-    ap.add_argument("--split", choices=SPLITS, default="check", help="half of every dataset (default: %(default)s)")
-    ap.add_argument("--datasets", type=_csv, default=None,
-                    help="comma-separated dataset folders, or names under --evaldata (default: every "
-                         "readable folder there)")
-    ap.add_argument("--evaldata", type=Path, default=EVALDATA, help="folder of datasets (default: %(default)s)")
-    ap.add_argument("--limit", type=int, default=None, metavar="N", help="first N images of the split (development)")
+    ap.add_argument(
+        "--split", choices=SPLITS, default="check", help="half of every dataset (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--datasets",
+        type=_csv,
+        default=None,
+        help="comma-separated dataset folders, or names under --evaldata (default: every "
+        "readable folder there)",
+    )
+    ap.add_argument(
+        "--evaldata", type=Path, default=EVALDATA, help="folder of datasets (default: %(default)s)"
+    )
+    ap.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="first N images of the split (development)"
+    )
     ap.add_argument("--accept-license", metavar="ID", help="accept a gated model's licence (agpl-3.0)")
     ap.add_argument("--rembg", metavar="PATH", help="rembg executable for the comparison rows")
-    ap.add_argument("--cache", type=Path, default=ROOT / ".scratch" / "probcache",
-                    help="probability cache folder (default: %(default)s)")
-    ap.add_argument("--json", type=Path, default=None, metavar="PATH",
-                    help="write the run here (default: reports/quality-<UTC time>.json)")
-    ap.add_argument("--compare", nargs="+", type=Path, metavar="JSON",
-                    help="OLD.json: deltas of this run against it; OLD.json NEW.json: compare two files")
-    ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                    help="progress bar per configuration (default: on a terminal)")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=ROOT / ".scratch" / "probcache",
+        help="probability cache folder (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="write the run here (default: reports/quality-<UTC time>.json)",
+    )
+    ap.add_argument(
+        "--compare",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="OLD.json: deltas of this run against it; OLD.json NEW.json: compare two files",
+    )
+    ap.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar per configuration (default: on a terminal)",
+    )
     args = ap.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         ap.error("--limit must be at least 1")
@@ -155,8 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     sizes = ", ".join(f"{s.name} {len(s.dataset)}/{s.info['samples']}" for s in sets)
     log(f"{len(rows)} configurations × {len(sets)} datasets ({args.split} half: {sizes})")
     show = args.progress if args.progress is not None else sys.stderr.isatty()
-    result = q.run_quality(rows, sets, cache_dir=args.cache, accept_license=args.accept_license,
-                           rembg=args.rembg, progress=show, log=log, skipped=skipped)
+    result = q.run_quality(
+        rows,
+        sets,
+        cache_dir=args.cache,
+        accept_license=args.accept_license,
+        rembg=args.rembg,
+        progress=show,
+        log=log,
+        skipped=skipped,
+    )
     result["command"] = command
     result["argv"] = argv
     result["git"] = git

@@ -92,16 +92,37 @@ def main(argv: list[str] | None = None) -> int:
         runs: list[tuple[str, list[str], dict | None]] = []
         for p in args.presets.split(","):
             out = tmp / f"out_{p}"
-            runs.append((f"nuggy --preset {p}",
-                         nuggy + ["remove", str(photos), "-o", str(out), "--preset", p,
-                                  "--model", args.model, "--overwrite", "-q"], None))
+            runs.append(
+                (
+                    f"nuggy --preset {p}",
+                    nuggy
+                    + [
+                        "remove",
+                        str(photos),
+                        "-o",
+                        str(out),
+                        "--preset",
+                        p,
+                        "--model",
+                        args.model,
+                        "--overwrite",
+                        "-q",
+                    ],
+                    None,
+                )
+            )
         if args.rembg:
             home = tmp / "u2net"
             home.mkdir()
             shutil.copy(model_file, home / f"{args.model}.onnx")
             env = dict(os.environ, U2NET_HOME=str(home))
-            runs.append((f"rembg p -m {args.model}",
-                         [args.rembg, "p", "-m", args.model, str(photos), str(tmp / "out_rembg")], env))
+            runs.append(
+                (
+                    f"rembg p -m {args.model}",
+                    [args.rembg, "p", "-m", args.model, str(photos), str(tmp / "out_rembg")],
+                    env,
+                )
+            )
         floor = None
         for _ in range(args.repeat):  # interleaved: each tool sees the same machine state
             f = model_floor(photos, args.model)
@@ -115,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
                 if best is None or wall < best[0]:
                     results[label] = (wall, rss)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"\n{args.n} photos of {args.megapixels:g} MP, model {args.model}, {cores} cores, "
-          f"best of {args.repeat}\n")
+    print(
+        f"\n{args.n} photos of {args.megapixels:g} MP, model {args.model}, {cores} cores, "
+        f"best of {args.repeat}\n"
+    )
     print("| tool | seconds | images/s | peak RSS (MB) |")
     print("|---|---:|---:|---:|")
     for label, (wall, rss) in results.items():

@@ -60,15 +60,31 @@ def clip_specs(split: str, motions=MOTIONS):
     out = []
     for i, (name, motion) in enumerate(itertools.product(fgs, motions)):
         bg = bgs[(7 * i) % len(bgs)]
-        out.append((f"{name}-{motion}", am / "image" / f"{name}.png",
-                    am / "alpha" / f"{name}.png", EVAL / "ecssd-dev" / "image" / f"{bg}.jpg", motion))
+        out.append(
+            (
+                f"{name}-{motion}",
+                am / "image" / f"{name}.png",
+                am / "alpha" / f"{name}.png",
+                EVAL / "ecssd-dev" / "image" / f"{bg}.jpg",
+                motion,
+            )
+        )
     return out
 
 
 def make_clip(spec, size, frames):
     name, fg, al, bg, motion = spec
-    return list(synth_clip(_load(fg), _load(al, "L"), _load(bg), size=size, frames=frames,
-                           motion=motion, seed=zlib.crc32(name.encode()) % 1000))
+    return list(
+        synth_clip(
+            _load(fg),
+            _load(al, "L"),
+            _load(bg),
+            size=size,
+            frames=frames,
+            motion=motion,
+            seed=zlib.crc32(name.encode()) % 1000,
+        )
+    )
 
 
 def score(preds, clip):
@@ -102,8 +118,12 @@ def quality(args) -> None:
             rvm = Pipeline(preset("fast", model="rvm"))
     sizes = [tuple(int(v) for v in s.split("x"))[::-1] for s in args.sizes.split(",")]
     if args.grid:
-        grid = [TemporalParams(strength=k, change_scale=c, fb_scale=fb)
-                for k in (0.4, 0.6, 0.8) for c in (0.2, 0.35, 1e9) for fb in (1.0,)]
+        grid = [
+            TemporalParams(strength=k, change_scale=c, fb_scale=fb)
+            for k in (0.4, 0.6, 0.8)
+            for c in (0.2, 0.35, 1e9)
+            for fb in (1.0,)
+        ]
         grid += [TemporalParams(strength=0.6, change_scale=0.35, fb_scale=fb) for fb in (0.5, 2.0)]
     else:
         grid = [TemporalParams()]
@@ -117,12 +137,12 @@ def quality(args) -> None:
             for prm in grid:
                 st = TemporalStabiliser(prm)
                 key = f"stab k={prm.strength} change={prm.change_scale:g} fb={prm.fb_scale:g}"
-                rows[key] = [pipe.run(f.image, probability=st.update(f.image, p)).alpha
-                             for f, p in zip(clip, probs)]
+                rows[key] = [
+                    pipe.run(f.image, probability=st.update(f.image, p)).alpha for f, p in zip(clip, probs)
+                ]
             if rvm is not None:
                 rvm.predictor.reset()
-                rows["rvm"] = [rvm.run(f.image, probability=rvm.predictor.step(f.image)).alpha
-                               for f in clip]
+                rows["rvm"] = [rvm.run(f.image, probability=rvm.predictor.step(f.image)).alpha for f in clip]
             group = "static" if spec[4] == "static" else "moving"
             for method, preds in rows.items():
                 r = score(preds, clip)
@@ -131,17 +151,27 @@ def quality(args) -> None:
                     for k, v in r.items():
                         agg[k].extend(v)
             print(f"  {spec[0]} {size[1]}x{size[0]} done ({time.time() - t0:.0f} s)", file=sys.stderr)
-    print(f"\n{args.split} split, preset {cfg_name}, {args.frames} frames per clip, "
-          f"{len(clip_specs(args.split, args.motions.split(',')))} clips per size\n")
+    print(
+        f"\n{args.split} split, preset {cfg_name}, {args.frames} frames per clip, "
+        f"{len(clip_specs(args.split, args.motions.split(',')))} clips per size\n"
+    )
     print("| size, clips | method | SAD | MSE | dtSSD | MESSDdt |\n|---|---|---|---|---|---|")
     for size, methods in results.items():
         for method, m in methods.items():
-            print(f"| {size} | {method} | {np.mean(m['sad']):.2f} | {np.mean(m['mse']):.2f} | "
-                  f"{np.mean(m['dtssd']):.3f} | {np.mean(m['messddt']):.3f} |")
+            print(
+                f"| {size} | {method} | {np.mean(m['sad']):.2f} | {np.mean(m['mse']):.2f} | "
+                f"{np.mean(m['dtssd']):.3f} | {np.mean(m['messddt']):.3f} |"
+            )
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {s: {k: {mm: float(np.mean(v)) for mm, v in m.items()} for k, m in ms.items()}
-             for s, ms in results.items()}, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    s: {k: {mm: float(np.mean(v)) for mm, v in m.items()} for k, m in ms.items()}
+                    for s, ms in results.items()
+                },
+                indent=1,
+            )
+        )
 
 
 def _write_clip(path, size, seconds, fps=25, *, spec=None):
@@ -150,8 +180,16 @@ def _write_clip(path, size, seconds, fps=25, *, spec=None):
 
     spec = spec or clip_specs("check")[0]
     n = int(seconds * fps)
-    period = list(synth_clip(_load(spec[1]), _load(spec[2], "L"), _load(spec[3]), size=size,
-                             frames=min(n, 50), motion="translate"))
+    period = list(
+        synth_clip(
+            _load(spec[1]),
+            _load(spec[2], "L"),
+            _load(spec[3]),
+            size=size,
+            frames=min(n, 50),
+            motion="translate",
+        )
+    )
     with av.open(str(path), "w") as c:
         s = c.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "18"})
         s.height, s.width = size
@@ -176,8 +214,7 @@ def speed(args) -> None:
         for preset in ("fast", "default"):
             for out in args.outputs.split(","):
                 r = remove(src, tmp / f"out.{out}", preset=preset, overwrite=True, progress=False)
-                print(f"| {size[1]}x{size[0]} | {preset} | .{out} | {r.frames} | {r.fps:.2f} |",
-                      flush=True)
+                print(f"| {size[1]}x{size[0]} | {preset} | .{out} | {r.frames} | {r.fps:.2f} |", flush=True)
 
 
 def memory(args) -> None:
@@ -206,14 +243,18 @@ def memory(args) -> None:
     th.join()
     rss = np.array([s[1] for s in samples])
     n = len(rss)
-    print(f"{args.seconds:.0f} s clip {size[1]}x{size[0]} @25 fps, {r.frames} frames, preset "
-          f"{args.preset} → .webm in {r.seconds:.0f} s ({r.fps:.2f} fps)")
+    print(
+        f"{args.seconds:.0f} s clip {size[1]}x{size[0]} @25 fps, {r.frames} frames, preset "
+        f"{args.preset} → .webm in {r.seconds:.0f} s ({r.fps:.2f} fps)"
+    )
     for q in (0.1, 0.25, 0.5, 0.75, 1.0):
         i = min(n - 1, int(q * n) - 1 if q < 1 else n - 1)
         print(f"  RSS at {samples[i][0]:6.1f} s: {rss[i]:.0f} MiB")
-    first, second = rss[: n // 2], rss[n // 2:]
-    print(f"  peak first half {first.max():.0f} MiB, second half {second.max():.0f} MiB, "
-          f"overall {rss.max():.0f} MiB")
+    first, second = rss[: n // 2], rss[n // 2 :]
+    print(
+        f"  peak first half {first.max():.0f} MiB, second half {second.max():.0f} MiB, "
+        f"overall {rss.max():.0f} MiB"
+    )
 
 
 def main() -> None:

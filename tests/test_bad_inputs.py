@@ -53,8 +53,12 @@ def _png_header_only(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def build_corpus(root: Path) -> dict[str, Case]:
@@ -69,16 +73,20 @@ def build_corpus(root: Path) -> dict[str, Case]:
         "dot.png": (_save(Image.new("RGB", (1, 1)), "PNG"), Case(error="1×1 image is too small")),
         "bomb.png": (_png_header_only(30_000, 30_000), Case(error="exceeds the limit of 100.0 MP")),
         "cmyk.jpg": (_save(photo.convert("CMYK"), "JPEG"), Case((40, 30))),
-        "grey16.png": (_save(Image.fromarray(
-            np.asarray(photo.convert("L"), np.uint16) * 257), "PNG"), Case((40, 30))),
+        "grey16.png": (
+            _save(Image.fromarray(np.asarray(photo.convert("L"), np.uint16) * 257), "PNG"),
+            Case((40, 30)),
+        ),
         "palette.png": (_save(photo.convert("P", palette=Image.Palette.ADAPTIVE), "PNG"), Case((40, 30))),
         "palette-transparent.gif": (_save(photo.convert("P"), "GIF", transparency=0), Case((40, 30))),
         "la.png": (_save(photo.convert("LA"), "PNG"), Case((40, 30))),
         "rgba.webp": (_save(photo.convert("RGBA"), "WEBP", lossless=True), Case((40, 30))),
         "deflate.tiff": (_save(photo, "TIFF", compression="tiff_deflate"), Case((40, 30))),
         "plain.bmp": (_save(photo, "BMP"), Case((40, 30))),
-        "animated.gif": (_save(photo, "GIF", save_all=True, append_images=[photo.rotate(180)],
-                               duration=100), Case((40, 30))),
+        "animated.gif": (
+            _save(photo, "GIF", save_all=True, append_images=[photo.rotate(180)], duration=100),
+            Case((40, 30)),
+        ),
         "strip.png": (_save(Image.new("RGB", (4000, 2), (200, 10, 10)), "PNG"), Case((4000, 2))),
         "tiny.png": (_save(photo.resize((2, 2)), "PNG"), Case((2, 2))),
         "png-named.jpg": (_save(photo, "PNG"), Case((40, 30))),
@@ -110,8 +118,11 @@ def corpus(tmp_path_factory) -> tuple[Path, dict[str, Case]]:
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _no_temp_files(*folders: Path) -> None:
@@ -135,7 +146,9 @@ def test_folder_run_over_the_whole_corpus(corpus, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "nuggy", "remove", str(root), "-o", str(out), "--preset", "fast"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     err = proc.stderr
@@ -207,14 +220,21 @@ def test_folders_named_like_images_and_empty_inputs(corpus, capsys):
     assert "no file matches this pattern" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("trimap, message, code", [
-    (lambda: Image.new("L", (40, 30), 128), "every pixel is unknown (128)", 2),
-    (lambda: Image.new("RGB", (40, 30), (0, 128, 255)), "colour trimap", 2),
-    (lambda: Image.fromarray(np.tile(np.arange(40, dtype=np.uint8) * 6, (30, 1))), "not a trimap label", 2),
-    (lambda: Image.new("L", (20, 30), 0), "trimap is 20×30 but the image is 40×30", 1),
-    (lambda: None, "no such file", 2),
-    (lambda: b"not an image", "not a recognised image", 2),
-])
+@pytest.mark.parametrize(
+    "trimap, message, code",
+    [
+        (lambda: Image.new("L", (40, 30), 128), "every pixel is unknown (128)", 2),
+        (lambda: Image.new("RGB", (40, 30), (0, 128, 255)), "colour trimap", 2),
+        (
+            lambda: Image.fromarray(np.tile(np.arange(40, dtype=np.uint8) * 6, (30, 1))),
+            "not a trimap label",
+            2,
+        ),
+        (lambda: Image.new("L", (20, 30), 0), "trimap is 20×30 but the image is 40×30", 1),
+        (lambda: None, "no such file", 2),
+        (lambda: b"not an image", "not a recognised image", 2),
+    ],
+)
 def test_bad_trimaps(corpus, tmp_path, capsys, trimap, message, code):
     root, _ = corpus
     made = trimap()
@@ -234,14 +254,26 @@ def test_bad_option_in_a_real_process(corpus, tmp_path):
     """What a user sees for a bad option: one line, exit 2, no traceback, nothing written."""
     root, _ = corpus
     proc = subprocess.run(
-        [sys.executable, "-m", "nuggy", "remove", str(root), "-o", str(tmp_path / "o"),
-         "--island-min-area", "5"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "nuggy",
+            "remove",
+            str(root),
+            "-o",
+            str(tmp_path / "o"),
+            "--island-min-area",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("nuggy remove: island_min_area must be a fraction in 0..1 "
-                                   "(of the largest part's area), got 5.0")
+    assert proc.stderr.strip() == (
+        "nuggy remove: island_min_area must be a fraction in 0..1 (of the largest part's area), got 5.0"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -250,8 +282,17 @@ def test_trimap_outputs_are_distinct(tmp_path, capsys):
     second replaced the first)."""
     shutil.copy(EXAMPLES / "chelsea.jpg", tmp_path / "cat.jpg")
     Image.open(EXAMPLES / "coffee.jpg").resize((60, 40)).save(tmp_path / "cat.png")
-    rc = main(["trimap", str(tmp_path / "cat.jpg"), str(tmp_path / "cat.png"), "--preset", "fast",
-               "--overwrite", "-q"])
+    rc = main(
+        [
+            "trimap",
+            str(tmp_path / "cat.jpg"),
+            str(tmp_path / "cat.png"),
+            "--preset",
+            "fast",
+            "--overwrite",
+            "-q",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     a = np.asarray(Image.open(tmp_path / "cat.jpg.trimap.png"))
     b = np.asarray(Image.open(tmp_path / "cat.png.trimap.png"))
@@ -259,10 +300,13 @@ def test_trimap_outputs_are_distinct(tmp_path, capsys):
     assert set(np.unique(a)) <= {0, 128, 255}
 
 
-@pytest.mark.parametrize("verb", [
-    ["trimap", str(EXAMPLES / "chelsea.jpg")],
-    ["bench", "--size", "64", "--runs", "1", "--warmup", "0"],
-])
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["trimap", str(EXAMPLES / "chelsea.jpg")],
+        ["bench", "--size", "64", "--runs", "1", "--warmup", "0"],
+    ],
+)
 def test_unknown_output_suffix_is_refused_before_work(tmp_path, capsys, verb):
     """Issue 18 (6) for the other verbs that write files: -o out.bmp is a file name with an
     unsupported suffix, not a folder to create."""
@@ -295,12 +339,15 @@ def test_a_radius_beyond_the_image_costs_what_the_image_size_costs():
     np.testing.assert_allclose(box_filter(x, 10**7), np.full_like(x, x.mean()), rtol=1e-5)
 
 
-@pytest.mark.parametrize("verb", [
-    ["remove", "missing.jpg", "-o", "{tmp}/x.png"],
-    ["trimap", "missing.jpg", "-o", "{tmp}/x.png"],
-    ["bench", "--image", "missing.jpg"],
-    ["eval", "{tmp}/no-such-dataset"],
-])
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["remove", "missing.jpg", "-o", "{tmp}/x.png"],
+        ["trimap", "missing.jpg", "-o", "{tmp}/x.png"],
+        ["bench", "--image", "missing.jpg"],
+        ["eval", "{tmp}/no-such-dataset"],
+    ],
+)
 @pytest.mark.parametrize("model", ["nosuch", "u2netp+nosuch"])
 def test_unknown_model_is_a_usage_error_before_any_input_is_read(tmp_path, capsys, verb, model):
     """Issue 18 (3): a mistyped model name is exit 2 with the known names, before any image
@@ -323,11 +370,14 @@ def test_unknown_model_is_refused_even_when_every_output_exists(tmp_path, capsys
     assert (tmp_path / "cat.nuggy.png").read_bytes() == b"an earlier output"
 
 
-@pytest.mark.parametrize("option, message", [
-    (["--runs", "0"], "need runs >= 1 and warmup >= 0, got runs=0"),
-    (["--warmup", "-1"], "need runs >= 1 and warmup >= 0, got runs=3, warmup=-1"),
-    (["--set", "refine_radius=100000"], "refine_radius must be a whole number of pixels in 1..256"),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--runs", "0"], "need runs >= 1 and warmup >= 0, got runs=0"),
+        (["--warmup", "-1"], "need runs >= 1 and warmup >= 0, got runs=3, warmup=-1"),
+        (["--set", "refine_radius=100000"], "refine_radius must be a whole number of pixels in 1..256"),
+    ],
+)
 def test_bench_options_have_ranges(capsys, option, message):
     assert main(["bench", "--size", "64", *option]) == 2
     assert message in capsys.readouterr().err

@@ -41,13 +41,22 @@ def test_local_manifest_records_every_file_and_rerun_skips(tmp_path):
     out = tmp_path / "out"
     for ext in ("csv", "parquet"):
         manifest = tmp_path / f"run.{ext}"
-        rc = main(["remove", str(shoot), "-o", str(out), "--preset", "fast", "-q",
-                   "--manifest", str(manifest)])
+        rc = main(
+            ["remove", str(shoot), "-o", str(out), "--preset", "fast", "-q", "--manifest", str(manifest)]
+        )
         assert rc == 1  # the two bad files
         rows = read_manifest(str(manifest)).to_pylist()
         by_name = {Path(r["input"]).name: r for r in rows}
-        assert list(rows[0]) == ["input", "output", "status", "error", "seconds", "model",
-                                 "preset", "nuggy_version"]
+        assert list(rows[0]) == [
+            "input",
+            "output",
+            "status",
+            "error",
+            "seconds",
+            "model",
+            "preset",
+            "nuggy_version",
+        ]
         assert set(by_name) == {"chelsea.jpg", "coffee.jpg", "rocket.jpg", "broken.jpg", "bomb.png"}
         assert {r["model"] for r in rows} == {"u2netp"} and {r["preset"] for r in rows} == {"fast"}
         assert BAD_TEXT in by_name["broken.jpg"]["error"]
@@ -112,9 +121,26 @@ def test_hot_folder_processes_slow_writes_and_stops_on_sigint(tmp_path):
     out, manifest = tmp_path / "out", tmp_path / "hot.csv"
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nuggy", "remove", str(inbox), "-o", str(out), "--watch",
-         "--watch-interval", "0.4", "--preset", "fast", "--manifest", str(manifest)],
-        env=env, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "nuggy",
+            "remove",
+            str(inbox),
+            "-o",
+            str(out),
+            "--watch",
+            "--watch-interval",
+            "0.4",
+            "--preset",
+            "fast",
+            "--manifest",
+            str(manifest),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 30
         while not (out / "rocket.png").exists():
@@ -126,7 +152,7 @@ def test_hot_folder_processes_slow_writes_and_stops_on_sigint(tmp_path):
         def write_slowly():
             with open(inbox / "astronaut.jpg", "wb") as f:
                 for i in range(0, len(data), 1024):
-                    f.write(data[i:i + 1024])
+                    f.write(data[i : i + 1024])
                     f.flush()
                     time.sleep(0.1)  # a slow copy: ~1 s in all, each pause shorter than 0.4 s
                     seen_partial.append((out / "astronaut.png").exists())
@@ -148,8 +174,12 @@ def test_hot_folder_processes_slow_writes_and_stops_on_sigint(tmp_path):
     assert "nuggy: 4 written, 0 skipped, 1 failed" in err
     rows = {Path(r["input"]).name: r for r in read_manifest(str(manifest)).to_pylist()}
     assert {n: r["status"] for n, r in rows.items()} == {
-        "chelsea.jpg": "ok", "coffee.jpg": "ok", "rocket.jpg": "ok", "broken.jpg": "failed",
-        "astronaut.jpg": "ok"}
+        "chelsea.jpg": "ok",
+        "coffee.jpg": "ok",
+        "rocket.jpg": "ok",
+        "broken.jpg": "failed",
+        "astronaut.jpg": "ok",
+    }
     assert BAD_TEXT in rows["broken.jpg"]["error"]
     # the slowly written file gives the same cut-out as a plain run on the finished file
     ref = tmp_path / "ref.png"
@@ -180,9 +210,15 @@ def test_object_store_put_and_read_go_through_the_filesystem(tmp_path):
     assert img.shape == (300, 451, 3)
     with pytest.raises(ImageError, match="no such file"):
         read_input("/bucket/raw/nope.jpg", filesystem=store)
-    rec = cut_file(Pipeline("fast"), "/bucket/raw/cat.jpg", "/bucket/cut/cat.png",
-                   OutputOptions(preset="fast"), src_fs=store, dst_fs=store,
-                   label="mem://bucket/raw/cat.jpg")
+    rec = cut_file(
+        Pipeline("fast"),
+        "/bucket/raw/cat.jpg",
+        "/bucket/cut/cat.png",
+        OutputOptions(preset="fast"),
+        src_fs=store,
+        dst_fs=store,
+        label="mem://bucket/raw/cat.jpg",
+    )
     assert rec.status == "ok", rec.error
     with store.open_input_stream("/bucket/cut/cat.png") as f:
         data = f.read()

@@ -49,8 +49,10 @@ def browser_tools() -> tuple[str, str]:
     chromium = _which("NUGGY_CHROMIUM", "chromium", "chromium-browser", "google-chrome")
     driver = _which("NUGGY_CHROMEDRIVER", "chromedriver")
     if not chromium or not driver:
-        pytest.skip("headless browser test needs Chromium and chromedriver "
-                    "(Debian: apt-get install chromium chromium-driver)")
+        pytest.skip(
+            "headless browser test needs Chromium and chromedriver "
+            "(Debian: apt-get install chromium chromium-driver)"
+        )
     return chromium, driver
 
 
@@ -64,7 +66,10 @@ def ui_server(tmp_path_factory):
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "nuggy", "ui", "--port", str(port), "--preset", "fast"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -104,10 +109,18 @@ def test_upload_in_chromium_shows_the_cutout(browser_tools, ui_server, tmp_path)
     chromium, chromedriver = browser_tools
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-dev-shm-usage", "--window-size=1400,1500",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1500",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
         opts.add_argument(flag)
     os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager reach out
     driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=opts)
@@ -120,27 +133,33 @@ def test_upload_in_chromium_shows_the_cutout(browser_tools, ui_server, tmp_path)
         # The caption under the slider appears once the cut-out is made.
         wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "chelsea.jpg — 451×300"))
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')) >= 2)
-        wait.until(lambda d: all(
-            d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", im)
-            for im in d.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')
-        ))
+        wait.until(
+            lambda d: all(
+                d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", im)
+                for im in d.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')
+            )
+        )
         assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
         assert "Download PNG" in driver.find_element(By.TAG_NAME, "body").text
         # The before/after slider: both layers decoded, and dragging it moves the split.
         frame = driver.find_element(By.CSS_SELECTOR, "iframe")
         driver.switch_to.frame(frame)
-        wait.until(lambda d: d.execute_script(
-            "return [...document.images].length == 2 && "
-            "[...document.images].every(i => i.complete && i.naturalWidth > 0)"))
+        wait.until(
+            lambda d: d.execute_script(
+                "return [...document.images].length == 2 && "
+                "[...document.images].every(i => i.complete && i.naturalWidth > 0)"
+            )
+        )
         driver.execute_script(
             "const s = document.querySelector('input[type=range]'); s.value = 30;"
-            "s.dispatchEvent(new Event('input'));")
-        pos = driver.execute_script(
-            "return document.getElementById('cmp').style.getPropertyValue('--pos')")
+            "s.dispatchEvent(new Event('input'));"
+        )
+        pos = driver.execute_script("return document.getElementById('cmp').style.getPropertyValue('--pos')")
         assert pos == "30%"
         driver.execute_script(
             "const s = document.querySelector('input[type=range]'); s.value = 50;"
-            "s.dispatchEvent(new Event('input'));")
+            "s.dispatchEvent(new Event('input'));"
+        )
         driver.switch_to.default_content()
         time.sleep(0.5)  # let the last images paint
         shot.parent.mkdir(parents=True, exist_ok=True)
@@ -164,10 +183,18 @@ def test_one_stroke_in_chromium_changes_the_cutout(browser_tools, ui_server, tmp
     chromium, chromedriver = browser_tools
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-dev-shm-usage", "--window-size=1400,1800",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1800",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
         opts.add_argument(flag)
     os.environ.setdefault("SE_OFFLINE", "true")
     driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=opts)
@@ -184,22 +211,34 @@ def test_one_stroke_in_chromium_changes_the_cutout(browser_tools, ui_server, tmp
         wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "chelsea.jpg — 451×300"))
         wait.until(lambda d: alpha_src(d))
         before = alpha_src(driver)
-        wait.until(EC.element_to_be_clickable(
-            (By.XPATH, "//label[.//*[contains(text(), 'Fix with hints')]]"))).click()
-        wait.until(EC.element_to_be_clickable(
-            (By.XPATH, "//label[.//*[contains(text(), 'Drop (paint background)')]]"))).click()
-        canvas = wait.until(EC.visibility_of_element_located(
-            (By.CSS_SELECTOR, "canvas[data-testid=nuggy-hint-canvas]")))
+        wait.until(
+            EC.element_to_be_clickable((By.XPATH, "//label[.//*[contains(text(), 'Fix with hints')]]"))
+        ).click()
+        wait.until(
+            EC.element_to_be_clickable(
+                (By.XPATH, "//label[.//*[contains(text(), 'Drop (paint background)')]]")
+            )
+        ).click()
+        canvas = wait.until(
+            EC.visibility_of_element_located((By.CSS_SELECTOR, "canvas[data-testid=nuggy-hint-canvas]"))
+        )
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
-        wait.until(lambda d: d.execute_script(
-            "const c = arguments[0]; return c.getContext('2d').getImageData(c.width/2, c.height/2, 1, 1).data[3] > 0",
-            canvas))
+        wait.until(
+            lambda d: d.execute_script(
+                "const c = arguments[0]; return c.getContext('2d').getImageData(c.width/2, c.height/2, 1, 1).data[3] > 0",
+                canvas,
+            )
+        )
         # canvas geometry: the cat's head is around (330, 130) of 451×300
-        rect = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height]", canvas)
+        rect = driver.execute_script(
+            "const r = arguments[0].getBoundingClientRect(); return [r.width, r.height]", canvas
+        )
         sx, sy = rect[0] / 451, rect[1] / 300
-        ActionChains(driver).move_to_element_with_offset(canvas, int((260 - 225) * sx), int((100 - 150) * sy)) \
-            .click_and_hold().move_by_offset(int(60 * sx), 0).move_by_offset(int(60 * sx), int(20 * sy)) \
-            .release().perform()
+        ActionChains(driver).move_to_element_with_offset(
+            canvas, int((260 - 225) * sx), int((100 - 150) * sy)
+        ).click_and_hold().move_by_offset(int(60 * sx), 0).move_by_offset(
+            int(60 * sx), int(20 * sy)
+        ).release().perform()
         wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "1 stroke"))
         wait.until(lambda d: alpha_src(d) and alpha_src(d) != before)
         assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')

@@ -110,11 +110,35 @@ def test_eval_compare(tmp_path, capsys):
     data = dataset(tmp_path / "d")
     for name, shifts in (("A", {"x": 1, "y": 3}), ("B", {"x": 1, "y": 0})):
         p = preds(tmp_path / f"p{name}", shifts)
-        assert main(["eval", str(data), "--predictions", str(p), "-o", str(tmp_path / name),
-                     "--save-predictions", "--no-plots", "-q"]) == 0
+        assert (
+            main(
+                [
+                    "eval",
+                    str(data),
+                    "--predictions",
+                    str(p),
+                    "-o",
+                    str(tmp_path / name),
+                    "--save-predictions",
+                    "--no-plots",
+                    "-q",
+                ]
+            )
+            == 0
+        )
     capsys.readouterr()
-    rc = main(["eval", str(data), "--compare", str(tmp_path / "A"), str(tmp_path / "B"),
-               "-o", str(tmp_path / "cmp"), "--no-plots"])
+    rc = main(
+        [
+            "eval",
+            str(data),
+            "--compare",
+            str(tmp_path / "A"),
+            str(tmp_path / "B"),
+            "-o",
+            str(tmp_path / "cmp"),
+            "--no-plots",
+        ]
+    )
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert "Δ mean" in out and "Per-image Δ" in out
@@ -137,8 +161,20 @@ def test_eval_split_scores_one_half(tmp_path, capsys):
     data = dataset(tmp_path / "d", names=names, trimaps=False)
     p = preds(tmp_path / "p", {n: i % 3 for i, n in enumerate(names)})
     check = split_names(names, "check")
-    rc = main(["eval", str(data), "--predictions", str(p), "--split", "check", "-o", str(tmp_path / "r"),
-               "--no-plots", "-q"])
+    rc = main(
+        [
+            "eval",
+            str(data),
+            "--predictions",
+            str(p),
+            "--split",
+            "check",
+            "-o",
+            str(tmp_path / "r"),
+            "--no-plots",
+            "-q",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     rep = json.loads((tmp_path / "r" / "scores.json").read_text())
@@ -147,15 +183,36 @@ def test_eval_split_scores_one_half(tmp_path, capsys):
     # a 12×16 subject 2 rows off has IoU 10/14 < 0.8: those images are failures
     k = sum(1 for i, n in enumerate(names) if n in check and i % 3 == 2)
     assert "split: check half of 10" in out and f"Failures (SAD > 50 or IoU < 0.8 (at 0.5)): {k}/5" in out
-    assert {r["name"] for r in rep["images"] if r["iou"] < 0.8} == {n for i, n in enumerate(names) if n in check and i % 3 == 2}
+    assert {r["name"] for r in rep["images"] if r["iou"] < 0.8} == {
+        n for i, n in enumerate(names) if n in check and i % 3 == 2
+    }
     assert "| iou ↑" in out
     # --limit takes the first N of the split; the default is every image
-    assert main(["eval", str(data), "--predictions", str(p), "--split", "tune", "--limit", "2",
-                 "-o", str(tmp_path / "t"), "--no-plots", "-q"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(data),
+                "--predictions",
+                str(p),
+                "--split",
+                "tune",
+                "--limit",
+                "2",
+                "-o",
+                str(tmp_path / "t"),
+                "--no-plots",
+                "-q",
+            ]
+        )
+        == 0
+    )
     rep_t = json.loads((tmp_path / "t" / "scores.json").read_text())
     assert [r["name"] for r in rep_t["images"]] == split_names(names, "tune")[:2]
     assert rep_t["meta"]["split"] == {"part": "tune", "of": 10, "limit": 2}
-    assert main(["eval", str(data), "--predictions", str(p), "-o", str(tmp_path / "a"), "--no-plots", "-q"]) == 0
+    assert (
+        main(["eval", str(data), "--predictions", str(p), "-o", str(tmp_path / "a"), "--no-plots", "-q"]) == 0
+    )
     assert len(json.loads((tmp_path / "a" / "scores.json").read_text())["images"]) == 10
     # comparing the check run with the all run: the common (check) images, and the mismatch said
     capsys.readouterr()
@@ -164,7 +221,10 @@ def test_eval_split_scores_one_half(tmp_path, capsys):
     assert "5 common images" in out and "different splits (A: all, B: check)" in out
     assert f"Failures (SAD > 50 or IoU < 0.8 (at 0.5)) among the 5 common images: A {k}, B {k} (Δ +0)" in out
     # with DATA and --split, the comparison keeps that half only
-    assert main(["eval", str(data), "--split", "tune", "--compare", str(tmp_path / "a"), str(tmp_path / "t")]) == 0
+    assert (
+        main(["eval", str(data), "--split", "tune", "--compare", str(tmp_path / "a"), str(tmp_path / "t")])
+        == 0
+    )
     assert "2 common images" in capsys.readouterr().out
     assert main(["eval", str(data), "--predictions", str(p), "--split", "half"]) == 2
     assert "no split 'half'" in capsys.readouterr().err
@@ -176,15 +236,31 @@ def test_eval_subset_of_a_folder_of_sets(tmp_path, capsys):
     p = preds(tmp_path / "p", {"a": 0, "b": 0, "c": 0})
     assert main(["eval", str(tmp_path / "sets"), "--predictions", str(p)]) == 2
     assert "pick one with --subset" in capsys.readouterr().err
-    assert main(["eval", str(tmp_path / "sets"), "--subset", "val", "--split", "check",
-                 "--predictions", str(p), "-q"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tmp_path / "sets"),
+                "--subset",
+                "val",
+                "--split",
+                "check",
+                "--predictions",
+                str(p),
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert "(generic, 1/1 images) — split: check half of 3" in capsys.readouterr().out
     # the old spelling: --split NAME for a sub-folder still works, with a note
     assert main(["eval", str(tmp_path / "sets"), "--split", "val", "--predictions", str(p)]) == 0
     io = capsys.readouterr()
     assert "3/3 images) — split: all 3" in io.out and "that is --subset val now" in io.err
-    assert main(["eval", str(tmp_path / "sets"), "--split", "val", "--subset", "val",
-                 "--predictions", str(p)]) == 2
+    assert (
+        main(["eval", str(tmp_path / "sets"), "--split", "val", "--subset", "val", "--predictions", str(p)])
+        == 2
+    )
     assert "--split must be one of tune, check, all" in capsys.readouterr().err
 
 
@@ -195,14 +271,45 @@ def test_composite_then_eval(tmp_path, capsys):
     for j in range(3):
         png(tmp_path / "bg" / f"b{j}.png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
     out = tmp_path / "comp"
-    rc = main(["composite", "--fg", str(tmp_path / "fg"), "--alpha", str(tmp_path / "al"),
-               "--bg", str(tmp_path / "bg"), "-n", "3", "-o", str(out), "--seed", "1"])
+    rc = main(
+        [
+            "composite",
+            "--fg",
+            str(tmp_path / "fg"),
+            "--alpha",
+            str(tmp_path / "al"),
+            "--bg",
+            str(tmp_path / "bg"),
+            "-n",
+            "3",
+            "-o",
+            str(out),
+            "--seed",
+            "1",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert "3 composites" in capsys.readouterr().err
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seed"] == 1 and len(manifest["items"]) == 3
-    assert main(["composite", "--fg", str(tmp_path / "fg"), "--alpha", str(tmp_path / "al"),
-                 "--bg", str(tmp_path / "bg"), "-n", "3", "-o", str(out)]) == 2
+    assert (
+        main(
+            [
+                "composite",
+                "--fg",
+                str(tmp_path / "fg"),
+                "--alpha",
+                str(tmp_path / "al"),
+                "--bg",
+                str(tmp_path / "bg"),
+                "-n",
+                "3",
+                "-o",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "--overwrite" in capsys.readouterr().err
     # score the ground truth itself: perfect
     rc = main(["eval", str(out), "--predictions", str(out / "alpha"), "-q"])
@@ -225,8 +332,23 @@ def test_cli_modules_import_nothing_heavy():
 def test_bench_cli_small(tmp_path, capsys):
     if not _model_cached():
         pytest.skip("u2netp is not cached (nuggy models pull u2netp)")
-    rc = main(["bench", "--model", "u2netp", "--preset", "fast", "--size", "64x48,80x60",
-               "--runs", "1", "--warmup", "0", "-o", str(tmp_path / "b.json")])
+    rc = main(
+        [
+            "bench",
+            "--model",
+            "u2netp",
+            "--preset",
+            "fast",
+            "--size",
+            "64x48,80x60",
+            "--runs",
+            "1",
+            "--warmup",
+            "0",
+            "-o",
+            str(tmp_path / "b.json"),
+        ]
+    )
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert "| 64x48" in out and "segment ms" in out
@@ -245,9 +367,25 @@ def test_eval_end_to_end_real_model(tmp_path):
         pytest.skip("u2netp is not cached (nuggy models pull u2netp)")
     out = tmp_path / "report"
     proc = subprocess.run(
-        [sys.executable, "-m", "nuggy", "eval", str(DEV), "--model", "u2netp", "--preset", "fast",
-         "--limit", "2", "-o", str(out), "--no-plots"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "nuggy",
+            "eval",
+            str(DEV),
+            "--model",
+            "u2netp",
+            "--preset",
+            "fast",
+            "--limit",
+            "2",
+            "-o",
+            str(out),
+            "--no-plots",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "| sad_unknown ↓" in proc.stdout and "(generic, 2/2 images)" in proc.stdout

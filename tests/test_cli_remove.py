@@ -135,19 +135,25 @@ def no_model(monkeypatch):
     monkeypatch.setattr("nuggy.pipeline.segment.load_predictors", refuse)
 
 
-@pytest.mark.parametrize("option, message", [
-    # issue 18 (2): 100000 ran 67 s and used 11 GB on this 451×300 photo
-    (["--refine-radius", "100000"], "refine_radius must be a whole number of pixels in 1..256, got 100000"),
-    (["--refine-radius", "-3"], "refine_radius must be a whole number of pixels in 1..256, got -3"),
-    (["--refine-eps", "-1"], "refine_eps must be a number in 1e-12..1"),
-    (["--refine-eps", "nan"], "refine_eps must be a number in 1e-12..1, got nan"),
-    (["--island-min-area", "5"], "island_min_area must be a fraction in 0..1"),
-    (["--trimap-band", "0.5"], "trimap_band must be a fraction in 0..0.1"),
-    (["--matting-prior", "-1"], "matting_prior must be a number in 0..100"),
-    (["--threads", "0"], "threads must be a whole number in 1..256"),
-    (["--class", "cat"], "segmenter_class applies to --segmenter deeplabv3 only"),
-    (["--max-pixels", "-1"], "max_pixels=-1: the pixel limit must be a whole number >= 4"),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        # issue 18 (2): 100000 ran 67 s and used 11 GB on this 451×300 photo
+        (
+            ["--refine-radius", "100000"],
+            "refine_radius must be a whole number of pixels in 1..256, got 100000",
+        ),
+        (["--refine-radius", "-3"], "refine_radius must be a whole number of pixels in 1..256, got -3"),
+        (["--refine-eps", "-1"], "refine_eps must be a number in 1e-12..1"),
+        (["--refine-eps", "nan"], "refine_eps must be a number in 1e-12..1, got nan"),
+        (["--island-min-area", "5"], "island_min_area must be a fraction in 0..1"),
+        (["--trimap-band", "0.5"], "trimap_band must be a fraction in 0..0.1"),
+        (["--matting-prior", "-1"], "matting_prior must be a number in 0..100"),
+        (["--threads", "0"], "threads must be a whole number in 1..256"),
+        (["--class", "cat"], "segmenter_class applies to --segmenter deeplabv3 only"),
+        (["--max-pixels", "-1"], "max_pixels=-1: the pixel limit must be a whole number >= 4"),
+    ],
+)
 def test_bad_option_values_are_refused_before_any_work(photos, tmp_path, capsys, no_model, option, message):
     """Issue 18 (2, 8): every numeric option has a range; out of it is a usage error (exit 2)
     before a model is loaded or an image read, naming the setting and the value."""
@@ -172,7 +178,9 @@ def test_bad_output_locations_are_refused_before_any_work(photos, tmp_path, caps
     real_access = os.access
     ro = tmp_path / "ro"
     ro.mkdir()
-    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p) == str(ro) else real_access(p, mode, **kw))
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **kw: False if str(p) == str(ro) else real_access(p, mode, **kw)
+    )
     assert main(["remove", cat, "-o", str(ro / "sub" / "x.png")]) == 2
     assert f"cannot write into {ro}: permission denied" in capsys.readouterr().err
     assert main(["remove", cat, "--trimap", str(tmp_path / "nope.png")]) == 2
@@ -192,7 +200,9 @@ def test_python_api_refuses_bad_options_before_work(monkeypatch):
 
     monkeypatch.setattr("nuggy.pipeline.segment.load_predictors", refuse)
     photo = np.zeros((8, 8, 3), np.uint8)
-    with pytest.raises(ConfigError, match="refine_radius must be a whole number of pixels in 1..256, got 100000") as e:
+    with pytest.raises(
+        ConfigError, match="refine_radius must be a whole number of pixels in 1..256, got 100000"
+    ) as e:
         nuggy.remove(photo, refine_radius=100000)
     assert e.value.field == "refine_radius"
     with pytest.raises(ConfigError, match="tta must be true or false, got 'no'"):
@@ -232,7 +242,9 @@ def test_never_overwrites_an_input(photos, capsys):
 @pytest.mark.parametrize("bg,mode", [("white", "RGB"), ("#00ff00", "RGB"), ("blur", "RGB")])
 def test_backgrounds(photos, tmp_path, bg, mode):
     out = tmp_path / "x.png"
-    assert main(["remove", str(photos / "cat.jpg"), "-o", str(out), "--bg", bg, "--preset", "fast", "-q"]) == 0
+    assert (
+        main(["remove", str(photos / "cat.jpg"), "-o", str(out), "--bg", bg, "--preset", "fast", "-q"]) == 0
+    )
     im = Image.open(out)
     assert im.mode == mode and im.size == (451, 300)
 
@@ -240,10 +252,15 @@ def test_backgrounds(photos, tmp_path, bg, mode):
 def test_image_background_and_mask_only(photos, tmp_path):
     out = tmp_path / "x.png"
     bg = EXAMPLES / "rocket.jpg"
-    assert main(["remove", str(photos / "cat.jpg"), "-o", str(out), "--bg", str(bg), "--preset", "fast", "-q"]) == 0
+    assert (
+        main(["remove", str(photos / "cat.jpg"), "-o", str(out), "--bg", str(bg), "--preset", "fast", "-q"])
+        == 0
+    )
     assert Image.open(out).mode == "RGB"
     m = tmp_path / "m.png"
-    assert main(["remove", str(photos / "cat.jpg"), "-o", str(m), "--mask-only", "--preset", "fast", "-q"]) == 0
+    assert (
+        main(["remove", str(photos / "cat.jpg"), "-o", str(m), "--mask-only", "--preset", "fast", "-q"]) == 0
+    )
     mask = Image.open(m)
     assert mask.mode == "L" and np.asarray(mask).std() > 50
 
@@ -265,7 +282,9 @@ def test_stdin_stdout_subprocess():
     data = (EXAMPLES / "chelsea.jpg").read_bytes()
     proc = subprocess.run(
         [sys.executable, "-m", "nuggy", "remove", "-", "-o", "-", "--preset", "fast"],
-        input=data, capture_output=True, timeout=120,
+        input=data,
+        capture_output=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr.decode()
     im = Image.open(io.BytesIO(proc.stdout))
@@ -281,10 +300,15 @@ def test_help_is_fast():
     # Interpreter start-up is ~30 ms; importing numpy/onnxruntime/cv2 would add > 300 ms.
     assert dt < 0.3 * 3, dt  # generous on a loaded CI core; the import check below is strict
     proc = subprocess.run(
-        [sys.executable, "-c",
-         "import sys; from nuggy.cli.main import build_parser; build_parser();"
-         "heavy=[m for m in ('numpy','onnxruntime','cv2','torch','PIL','scipy') if m in sys.modules];"
-         "print(','.join(heavy))"],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from nuggy.cli.main import build_parser; build_parser();"
+            "heavy=[m for m in ('numpy','onnxruntime','cv2','torch','PIL','scipy') if m in sys.modules];"
+            "print(','.join(heavy))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.stdout.strip() == "", f"heavy modules imported by --help: {proc.stdout}"

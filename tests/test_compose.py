@@ -61,8 +61,13 @@ def test_blur_background_keeps_subject_colour_out(scene):
 
 @pytest.mark.parametrize(
     "text,colour",
-    [("white", (255, 255, 255)), ("#00ff00", (0, 255, 0)), ("#0f0", (0, 255, 0)),
-     ("10,20,30", (10, 20, 30)), ("00FF00", (0, 255, 0))],
+    [
+        ("white", (255, 255, 255)),
+        ("#00ff00", (0, 255, 0)),
+        ("#0f0", (0, 255, 0)),
+        ("10,20,30", (10, 20, 30)),
+        ("00FF00", (0, 255, 0)),
+    ],
 )
 def test_parse_colours(text, colour):
     bg = parse_background(text)

@@ -51,11 +51,31 @@ def test_ray_matches_local_engine_and_rerun_skips(tmp_path, capsys):
 
     shoot = make_shoot(tmp_path / "shoot")
     local_out, ray_out = tmp_path / "local", tmp_path / "ray"
-    assert main(["remove", str(shoot), "-o", str(local_out), "--preset", "fast", "-q",
-                 "--manifest", str(tmp_path / "local.csv")]) == 1
+    assert (
+        main(
+            [
+                "remove",
+                str(shoot),
+                "-o",
+                str(local_out),
+                "--preset",
+                "fast",
+                "-q",
+                "--manifest",
+                str(tmp_path / "local.csv"),
+            ]
+        )
+        == 1
+    )
     local = _rows(read_manifest(str(tmp_path / "local.csv")))
-    table = remove_dataset(str(shoot), str(ray_out), config=preset("fast"), preset="fast",
-                           actors=1, manifest=str(tmp_path / "ray.parquet"))
+    table = remove_dataset(
+        str(shoot),
+        str(ray_out),
+        config=preset("fast"),
+        preset="fast",
+        actors=1,
+        manifest=str(tmp_path / "ray.parquet"),
+    )
     remote = _rows(table)
     assert _rows(read_manifest(str(tmp_path / "ray.parquet"))) == remote
     assert set(remote) == set(local)
@@ -71,14 +91,33 @@ def test_ray_matches_local_engine_and_rerun_skips(tmp_path, capsys):
     _no_leftovers(ray_out)
     capsys.readouterr()
     # rerun through the CLI: everything done is skipped, the bad files fail again -> exit 1
-    assert main(["remove", str(shoot), "-o", str(ray_out), "--preset", "fast", "--engine", "ray",
-                 "--manifest", str(tmp_path / "again.csv")]) == 1
+    assert (
+        main(
+            [
+                "remove",
+                str(shoot),
+                "-o",
+                str(ray_out),
+                "--preset",
+                "fast",
+                "--engine",
+                "ray",
+                "--manifest",
+                str(tmp_path / "again.csv"),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "nuggy: 0 written, 3 skipped, 2 failed" in err
     again = _rows(read_manifest(str(tmp_path / "again.csv")))
     assert {n: r["status"] for n, r in again.items()} == {
-        "chelsea.jpg": "skipped", "coffee.jpg": "skipped", "rocket.jpg": "skipped",
-        "broken.jpg": "failed", "bomb.png": "failed"}
+        "chelsea.jpg": "skipped",
+        "coffee.jpg": "skipped",
+        "rocket.jpg": "skipped",
+        "broken.jpg": "failed",
+        "bomb.png": "failed",
+    }
 
 
 def _photos(root: Path, n: int) -> Path:
@@ -97,8 +136,7 @@ def test_killed_actor_is_restarted_and_the_job_completes(tmp_path, monkeypatch):
 
     src = _photos(tmp_path / "in", 3)
     monkeypatch.setenv(TEST_EXIT_ENV, f"1:{tmp_path / 'died'}")  # the actor dies once
-    table = remove_dataset(str(src), str(tmp_path / "out"), config=preset("fast"), preset="fast",
-                           actors=1)
+    table = remove_dataset(str(src), str(tmp_path / "out"), config=preset("fast"), preset="fast", actors=1)
     assert (tmp_path / "died").exists()  # an actor did exit part way
     assert table["status"].to_pylist() == ["ok"] * 3
     _no_leftovers(tmp_path / "out")
@@ -111,12 +149,14 @@ def test_interrupted_job_leaves_no_partial_output_and_a_rerun_completes(tmp_path
 
     src, out = _photos(tmp_path / "in", 4), tmp_path / "out"
     monkeypatch.setenv(TEST_EXIT_ENV, "1")  # the actor dies after its first file, for good
-    table = remove_dataset(str(src), str(out), config=preset("fast"), preset="fast", actors=1,
-                           actor_restarts=0)
+    table = remove_dataset(
+        str(src), str(out), config=preset("fast"), preset="fast", actors=1, actor_restarts=0
+    )
     rows = table.to_pylist()
     stopped = [r for r in rows if r["status"] == "failed"]
-    assert stopped and all("the Ray job stopped" in r["error"] and "rerun to resume" in r["error"]
-                           for r in stopped)
+    assert stopped and all(
+        "the Ray job stopped" in r["error"] and "rerun to resume" in r["error"] for r in stopped
+    )
     done = sorted(p.name for p in out.glob("*.png")) if out.exists() else []
     assert len(done) < 4
     if out.exists():

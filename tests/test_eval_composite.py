@@ -143,8 +143,10 @@ def test_build_composition_correct_and_deterministic(tmp_path):
     # same seed: byte-identical; manifest records the sources
     build_composition(fg, alpha, bg, tmp_path / "out2", n=2, seed=3)
     assert _digest(out) == _digest(tmp_path / "out2")
-    assert json.loads((out / "manifest.json").read_text())["items"] == \
-        json.loads((tmp_path / "out2" / "manifest.json").read_text())["items"]
+    assert (
+        json.loads((out / "manifest.json").read_text())["items"]
+        == json.loads((tmp_path / "out2" / "manifest.json").read_text())["items"]
+    )
     other = build_composition(fg, alpha, bg, tmp_path / "out3", n=2, seed=4)
     assert [it["bg"] for it in other["items"]] != [it["bg"] for it in m["items"]]
     # the result is an evaluation dataset

@@ -46,8 +46,9 @@ def trimap(h: int = H, w: int = W) -> np.ndarray:
     return t
 
 
-def write_set(root: Path, names, image_dir="image", alpha_dir="alpha", trimap_dir="trimap",
-              image_ext=".png") -> Path:
+def write_set(
+    root: Path, names, image_dir="image", alpha_dir="alpha", trimap_dir="trimap", image_ext=".png"
+) -> Path:
     for i, n in enumerate(names):
         png(root / image_dir / f"{n}{image_ext}", photo(i))  # the suffix picks the format
         png(root / alpha_dir / f"{n}.png", matte())
@@ -204,7 +205,7 @@ def test_read_matte_modes(tmp_path):
     np.testing.assert_allclose(read_matte(png(tmp_path / "rgba.png", rgba)), a / 255.0)
     opaque = np.dstack([np.dstack([a] * 3), np.full_like(a, 255)])
     np.testing.assert_allclose(read_matte(png(tmp_path / "opaque.png", opaque)), a / 255.0)
-    a16 = (a.astype(np.uint16) * 257)
+    a16 = a.astype(np.uint16) * 257
     Image.fromarray(a16).save(tmp_path / "a16.png")
     np.testing.assert_allclose(read_matte(tmp_path / "a16.png"), a / 255.0, atol=1e-6)
     with pytest.raises(DatasetError, match="colour image"):

@@ -51,7 +51,9 @@ def test_iou_of_a_shifted_subject():
     gt = _disc(120, 160, 60, 80, 35)
     r, d = 35.0, 4.0  # two discs of radius r, d apart: the lens-shaped intersection
     inter = 2 * r * r * math.acos(d / (2 * r)) - d / 2 * math.sqrt(4 * r * r - d * d)
-    assert iou(_disc(120, 160, 60, 84, 35), gt) == pytest.approx(inter / (2 * math.pi * r * r - inter), abs=0.01)
+    assert iou(_disc(120, 160, 60, 84, 35), gt) == pytest.approx(
+        inter / (2 * math.pi * r * r - inter), abs=0.01
+    )
     assert iou(_disc(120, 160, 60, 80, 20), gt) == pytest.approx((20 / 35) ** 2, abs=0.02)
 
 

@@ -55,8 +55,14 @@ class FakePredictor:
 
     def __init__(self, name: str = "u2netp", sha256: str = "ab" * 32) -> None:
         self.spec = ModelSpec(
-            name=name, architecture="u2netp", filename=f"{name}.onnx", sha256=sha256, size=0,
-            licence="test", input_size=(48, 64), mean=(123.675, 116.28, 103.53),
+            name=name,
+            architecture="u2netp",
+            filename=f"{name}.onnx",
+            sha256=sha256,
+            size=0,
+            licence="test",
+            input_size=(48, 64),
+            mean=(123.675, 116.28, 103.53),
             std=(58.395, 57.12, 57.375),
         )
         self.calls = 0
@@ -88,15 +94,18 @@ def fake_models(monkeypatch):
     return made
 
 
-def write_set(root: Path, names: list[str], *, binary: bool, missed: set[str] = frozenset(),
-              seed: int = 0) -> Path:
+def write_set(
+    root: Path, names: list[str], *, binary: bool, missed: set[str] = frozenset(), seed: int = 0
+) -> Path:
     for i, n in enumerate(names):
         img, alpha = scene(seed + i, missed=n in missed)
         gt = (alpha >= 0.5) if binary else alpha
         (root / "image").mkdir(parents=True, exist_ok=True)
         (root / ("mask" if binary else "alpha")).mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(root / "image" / f"{n}.jpg", quality=95)
-        Image.fromarray(np.round(gt * 255).astype(np.uint8)).save(root / ("mask" if binary else "alpha") / f"{n}.png")
+        Image.fromarray(np.round(gt * 255).astype(np.uint8)).save(
+            root / ("mask" if binary else "alpha") / f"{n}.png"
+        )
     return root
 
 
@@ -182,9 +191,14 @@ def test_plan_rows_presets_and_stage_ladder():
     assert all(not r.config.foreground for r in rows)  # alpha does not depend on it
     rows, _ = q.plan_rows(["u2netp", "isnet"], ["fast"], stages=True)
     labels = [r.display for r in rows if r.model == "u2netp"]
-    assert labels == ["u2netp · fast", "u2netp · + flip TTA", "u2netp · + interior fill",
-                      "u2netp · + guided filter", "u2netp · default (= + island removal)",
-                      "u2netp · best"]
+    assert labels == [
+        "u2netp · fast",
+        "u2netp · + flip TTA",
+        "u2netp · + interior fill",
+        "u2netp · + guided filter",
+        "u2netp · default (= + island removal)",
+        "u2netp · best",
+    ]
     assert len(rows) == 12
     with pytest.raises(ValueError, match="unknown preset.*quick"):
         q.plan_rows(["u2netp"], ["quick"])
@@ -217,8 +231,11 @@ def test_run_quality_on_generated_sets(tmp_path, fake_models, two_sets):
     lines: list[str] = []
     res = q.run_quality(rows, sets, cache_dir=tmp_path / "cache", log=lines.append, skipped=skipped)
     assert [(r["dataset"], r["row"]) for r in res["runs"]] == [
-        ("soft-dev", "u2netp · fast"), ("masks-dev", "u2netp · fast"),
-        ("soft-dev", "u2netp · default"), ("masks-dev", "u2netp · default")]
+        ("soft-dev", "u2netp · fast"),
+        ("masks-dev", "u2netp · fast"),
+        ("soft-dev", "u2netp · default"),
+        ("masks-dev", "u2netp · default"),
+    ]
     assert {s["row"] for s in res["skipped"]} == {"u2netp+nosuch · fast", "u2netp+nosuch · default"}
     assert all("unknown model" in s["reason"] for s in res["skipped"])
     assert any(line.startswith("[") and "skipped u2netp+nosuch" in line for line in lines)
@@ -248,7 +265,9 @@ def test_run_quality_on_generated_sets(tmp_path, fake_models, two_sets):
     again = q.run_quality(rows[:2], sets, cache_dir=tmp_path / "cache")
     assert again["inference"]["u2netp"]["misses"] == 0 and again["inference"]["u2netp"]["hits"] == 10
     for a, b in zip(res["runs"], again["runs"]):
-        assert [{k: r[k] for k in q.KEYS} for r in a["images"]] == [{k: r[k] for k in q.KEYS} for r in b["images"]]
+        assert [{k: r[k] for k in q.KEYS} for r in a["images"]] == [
+            {k: r[k] for k in q.KEYS} for r in b["images"]
+        ]
 
 
 def test_json_round_trip_and_compare(tmp_path, fake_models, two_sets):
@@ -263,8 +282,10 @@ def test_json_round_trip_and_compare(tmp_path, fake_models, two_sets):
     for a, b in zip(res["runs"], loaded["runs"]):
         for ra, rb in zip(a["images"], b["images"]):
             assert ra.keys() == rb.keys()
-            assert all(ra[k] == rb[k] or (isinstance(ra[k], float) and math.isnan(ra[k]) and math.isnan(rb[k]))
-                       for k in ra)
+            assert all(
+                ra[k] == rb[k] or (isinstance(ra[k], float) and math.isnan(ra[k]) and math.isnan(rb[k]))
+                for k in ra
+            )
     assert loaded["datasets"] == json.loads(json.dumps(res["datasets"]))
 
     same = q.compare_results(loaded, res)
@@ -276,7 +297,9 @@ def test_json_round_trip_and_compare(tmp_path, fake_models, two_sets):
     run = next(r for r in new["runs"] if r["dataset"] == "masks-dev" and r["row"] == "u2netp · default")
     img = next(r for r in run["images"] if r["name"] != check[0])
     img["sad_whole"] += 60.0
-    new["runs"].remove(next(r for r in new["runs"] if r["dataset"] == "soft-dev" and r["row"] == "u2netp · fast"))
+    new["runs"].remove(
+        next(r for r in new["runs"] if r["dataset"] == "soft-dev" and r["row"] == "u2netp · fast")
+    )
     cmp = q.compare_results(loaded, new)
     pair = next(p for p in cmp["pairs"] if p["dataset"] == "masks-dev" and p["row"] == "u2netp · default")
     assert pair["n"] == 3
@@ -363,8 +386,20 @@ def test_benchmark_script_on_the_dev_sets(tmp_path):
     if not _u2netp_cached():
         pytest.skip("u2netp is not cached (nuggy models pull u2netp)")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--limit", "2", "--models", "u2netp",
-           "--presets", "fast,default", "--cache", str(tmp_path / "cache"), "--evaldata", str(EVALDATA)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "quality.py"),
+        "--limit",
+        "2",
+        "--models",
+        "u2netp",
+        "--presets",
+        "fast,default",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--evaldata",
+        str(EVALDATA),
+    ]
     out = tmp_path / "q.json"
     proc = subprocess.run(cmd + ["--json", str(out)], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -385,8 +420,13 @@ def test_benchmark_script_on_the_dev_sets(tmp_path):
         assert 0.5 < run["protocol"]["metrics"]["iou"]["mean"] <= 1.0
     assert len(res["runs"]) == 4 and res["inference"]["u2netp"]["misses"] == 8
     # again, against the first run: every map from the cache, no change
-    proc = subprocess.run(cmd + ["--json", str(tmp_path / "q2.json"), "--compare", str(out)],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        cmd + ["--json", str(tmp_path / "q2.json"), "--compare", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Δ = new − old" in proc.stdout and "| u2netp · fast    |      2 |  0.00 |" in proc.stdout
     res2 = json.loads((tmp_path / "q2.json").read_text())

@@ -113,11 +113,21 @@ def test_unknown_region_needs_trimaps(tmp_path):
 
 
 def _report(tmp_path: Path, name: str, shift: dict[str, int], plots: bool = False) -> Path:
-    ds = open_dataset(tmp_path / "d") if (tmp_path / "d").is_dir() else open_dataset(make_dataset(tmp_path / "d"))
+    ds = (
+        open_dataset(tmp_path / "d")
+        if (tmp_path / "d").is_dir()
+        else open_dataset(make_dataset(tmp_path / "d"))
+    )
     preds = make_predictions(tmp_path / f"pred_{name}", shift)
     out = tmp_path / name
-    ev = evaluate(ds, folder_predict(preds, ds), regions=("whole", "unknown"), keep_worst=2,
-                  source={"kind": "predictions", "path": str(preds)}, save_predictions=out / "predictions")
+    ev = evaluate(
+        ds,
+        folder_predict(preds, ds),
+        regions=("whole", "unknown"),
+        keep_worst=2,
+        source={"kind": "predictions", "path": str(preds)},
+        save_predictions=out / "predictions",
+    )
     write_report(ev, out, plots=plots)
     return out
 
@@ -132,7 +142,9 @@ def test_report_files(tmp_path):
     assert {"sad_whole", "sad_unknown", "max_f", "hce", "width", "height"} <= set(rows[0])
     data = json.loads((out / "scores.json").read_text())
     assert data["meta"]["regions"] == ["whole", "unknown"]
-    assert data["summary"]["sad_whole"] == pytest.approx(np.mean([float(r["sad_whole"]) for r in rows]), rel=1e-4)
+    assert data["summary"]["sad_whole"] == pytest.approx(
+        np.mean([float(r["sad_whole"]) for r in rows]), rel=1e-4
+    )
     md = (out / "summary.md").read_text()
     assert "| sad_whole ↓" in md and "(b)" in md  # b is the worst image
     html = (out / "index.html").read_text()
@@ -208,7 +220,11 @@ def test_helpers():
     assert lines[1].startswith("|--") and lines[1].endswith(":|")
     assert len({len(line) for line in lines}) == 1
     e = error_map(np.array([[1.0, 0.0, 0.5]]), np.array([[0.0, 1.0, 0.5]]))
-    assert e[0, 0].tolist() == [255, 0, 0] and e[0, 1].tolist() == [0, 0, 255] and e[0, 2].tolist() == [0, 0, 0]
-    sheet = contact_sheet([("row", [np.zeros((10, 12), np.uint8), np.zeros((10, 8, 3), np.uint8)])], ["x", "y"])
+    assert (
+        e[0, 0].tolist() == [255, 0, 0] and e[0, 1].tolist() == [0, 0, 255] and e[0, 2].tolist() == [0, 0, 0]
+    )
+    sheet = contact_sheet(
+        [("row", [np.zeros((10, 12), np.uint8), np.zeros((10, 8, 3), np.uint8)])], ["x", "y"]
+    )
     assert sheet.dtype == np.uint8 and sheet.shape[2] == 3
     assert not math.isnan(float(sheet.mean()))

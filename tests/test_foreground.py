@@ -32,9 +32,7 @@ def composite(h: int = 96, w: int = 128, seed: int = 0):
     strands = (np.sin(ang * 40) > 0.5) & (d > 0) & (d < 0.25 * r)
     alpha = np.maximum(alpha, strands * np.clip(1 - d / (0.25 * r), 0, 1) * 0.8)
     fg = np.stack([0.8 + 0.1 * np.sin(xx / 20), 0.3 + 0.1 * np.cos(yy / 15), 0.2 + 0 * xx], -1)
-    bg = np.stack(
-        [0.1 + 0 * xx, 0.5 + 0.3 * np.sin(xx / 30 + yy / 40), 0.9 - 0.2 * np.cos(yy / 50)], -1
-    )
+    bg = np.stack([0.1 + 0 * xx, 0.5 + 0.3 * np.sin(xx / 30 + yy / 40), 0.9 - 0.2 * np.cos(yy / 50)], -1)
     img = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
     img = np.clip(img * 255 + rng.normal(0, 0.5, img.shape) + 0.5, 0, 255).astype(np.uint8)
     return img, alpha.astype(np.float32), fg, bg
@@ -57,9 +55,7 @@ def blur_fusion64(image: np.ndarray, alpha: np.ndarray, radii=(45, 3)) -> np.nda
     def mean(x, r):
         k = (2 * r + 1, 2 * r + 1)
         s = cv2.boxFilter(x, -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
-        n = cv2.boxFilter(
-            np.ones(x.shape[:2]), -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT
-        )
+        n = cv2.boxFilter(np.ones(x.shape[:2]), -1, k, normalize=False, borderType=cv2.BORDER_CONSTANT)
         return s / (n[..., None] if x.ndim == 3 else n)
 
     i = image / 255.0

@@ -39,8 +39,7 @@ def test_cli_api_http_and_ui_give_identical_alpha(photo, tmp_path):
     from nuggy.cli.main import main
 
     out = tmp_path / "cli.png"
-    flags = ["--refine-radius", "6", "--no-islands", "--trimap-band", "0.02",
-             "--interior-depth", "0.02"]
+    flags = ["--refine-radius", "6", "--no-islands", "--trimap-band", "0.02", "--interior-depth", "0.02"]
     assert main(["remove", str(photo), "-o", str(out), "--mask-only", "-q", *flags]) == 0
     cli = _alpha(out.read_bytes())
 
@@ -55,8 +54,10 @@ def test_cli_api_http_and_ui_give_identical_alpha(photo, tmp_path):
 
     with TestClient(create_app(Settings())) as client:
         query = "&".join(f"{k}={str(v).lower()}" for k, v in SETTINGS.items())
-        r = client.post(f"/v1/remove?format=mask&{query}",
-                        files={"image": ("chelsea.png", photo.read_bytes(), "image/png")})
+        r = client.post(
+            f"/v1/remove?format=mask&{query}",
+            files={"image": ("chelsea.png", photo.read_bytes(), "image/png")},
+        )
     assert r.status_code == 200, r.text
     http = _alpha(r.content)
 

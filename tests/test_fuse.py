@@ -169,4 +169,3 @@ def test_fusion_field_is_validated():
     with pytest.raises(ValueError, match="fusion"):
         preset("default", fusion="max")
     assert preset("best").model == "auto"
-

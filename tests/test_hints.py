@@ -34,16 +34,23 @@ _CFG = preset("default", foreground=False)
 # --------------------------------------------------------------------------- validation
 
 
-@pytest.mark.parametrize("kwargs, shape, words", [
-    ({"box": (10, 10, 5, 20)}, (40, 60), "empty"),
-    ({"box": (10, 10, 10, 20)}, (40, 60), "empty"),
-    ({"box": (0, 0, 61, 40)}, (40, 60), "outside the 60×40 image"),
-    ({"box": (-1, 0, 20, 20)}, (40, 60), "outside"),
-    ({"keep": [(60, 5)]}, (40, 60), "keep click 60,5 is outside the 60×40 image"),
-    ({"drop": [(3, -1)]}, (40, 60), "drop click 3,-1 is outside"),
-    ({"box": (0, 0, 20, 20), "keep": [(30, 30)]}, (40, 60), "outside the box"),
-    ({"strokes": np.full((30, 60), 128, np.uint8)}, (40, 60), "hint image is 60×30 but the photo is 60×40"),
-])
+@pytest.mark.parametrize(
+    "kwargs, shape, words",
+    [
+        ({"box": (10, 10, 5, 20)}, (40, 60), "empty"),
+        ({"box": (10, 10, 10, 20)}, (40, 60), "empty"),
+        ({"box": (0, 0, 61, 40)}, (40, 60), "outside the 60×40 image"),
+        ({"box": (-1, 0, 20, 20)}, (40, 60), "outside"),
+        ({"keep": [(60, 5)]}, (40, 60), "keep click 60,5 is outside the 60×40 image"),
+        ({"drop": [(3, -1)]}, (40, 60), "drop click 3,-1 is outside"),
+        ({"box": (0, 0, 20, 20), "keep": [(30, 30)]}, (40, 60), "outside the box"),
+        (
+            {"strokes": np.full((30, 60), 128, np.uint8)},
+            (40, 60),
+            "hint image is 60×30 but the photo is 60×40",
+        ),
+    ],
+)
 def test_bad_hints_are_clear_errors(kwargs, shape, words):
     with pytest.raises(HintError, match=words.replace("(", r"\(")):
         Hints(**kwargs).check(shape)
@@ -59,8 +66,11 @@ def test_bad_values_and_forms():
         bad[2, 2] = 60
         validate_hint_image(bad, name="fix.png")
     with pytest.raises(HintError, match="colour hint image"):
-        validate_hint_image(np.dstack([np.zeros((4, 4), np.uint8), np.full((4, 4), 255, np.uint8),
-                                       np.zeros((4, 4), np.uint8)]))
+        validate_hint_image(
+            np.dstack(
+                [np.zeros((4, 4), np.uint8), np.full((4, 4), 255, np.uint8), np.zeros((4, 4), np.uint8)]
+            )
+        )
 
 
 def test_hint_image_forms():
@@ -201,24 +211,40 @@ def test_agreeing_hint_changes_nothing_outside_its_region(chelsea):
 
 def _cli(*args, cwd):
     env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "nuggy", "remove", *args], cwd=cwd,
-                          capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "nuggy", "remove", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_cli_usage_errors_exit_2(tmp_path):
     photo = str(EXAMPLES / "chelsea.jpg")
     cases = [
-        ([photo, str(EXAMPLES / "coffee.jpg"), "--keep", "3,4", "-o", str(tmp_path)], "takes exactly one INPUT"),
+        (
+            [photo, str(EXAMPLES / "coffee.jpg"), "--keep", "3,4", "-o", str(tmp_path)],
+            "takes exactly one INPUT",
+        ),
         ([photo, "--box", "0,0,500,100", "-o", str(tmp_path / "a.png")], "outside the 451×300 image"),
         ([photo, "--drop", "3", "-o", str(tmp_path / "a.png")], "expected x,y"),
-        ([photo, "--hints", str(tmp_path / "none.png"), "-o", str(tmp_path / "a.png")], "none.png: no such file"),
+        (
+            [photo, "--hints", str(tmp_path / "none.png"), "-o", str(tmp_path / "a.png")],
+            "none.png: no such file",
+        ),
     ]
     small = np.full((10, 10), 128, np.uint8)
     from PIL import Image
 
     Image.fromarray(small).save(tmp_path / "small.png")
-    cases.append(([photo, "--hints", str(tmp_path / "small.png"), "-o", str(tmp_path / "a.png")],
-                  "small.png: the hint image is 10×10 but the photo is 451×300"))
+    cases.append(
+        (
+            [photo, "--hints", str(tmp_path / "small.png"), "-o", str(tmp_path / "a.png")],
+            "small.png: the hint image is 10×10 but the photo is 451×300",
+        )
+    )
     for args, words in cases:
         r = _cli(*args, cwd=tmp_path)
         assert r.returncode == 2, (args, r.stderr)
@@ -240,13 +266,28 @@ def test_cli_api_and_server_apply_the_same_hints(tmp_path, chelsea):
 
     Image.fromarray(hint).save(tmp_path / "fix.png")
     args = ["--box", "100,0,451,300", "--keep", "320,170", "--drop", "120,20", "--mask-only"]
-    r = _cli(str(EXAMPLES / "chelsea.jpg"), *args, "--hints", str(tmp_path / "fix.png"),
-             "-o", str(tmp_path / "cli.png"), cwd=tmp_path)
+    r = _cli(
+        str(EXAMPLES / "chelsea.jpg"),
+        *args,
+        "--hints",
+        str(tmp_path / "fix.png"),
+        "-o",
+        str(tmp_path / "cli.png"),
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     cli = load_image(tmp_path / "cli.png")[..., 0]
-    api = np.asarray(nuggy.remove(chelsea, box=(100, 0, 451, 300), keep=[(320, 170)],
-                                  drop=[(120, 20)], hints=hint, mask_only=True,
-                                  foreground=False))
+    api = np.asarray(
+        nuggy.remove(
+            chelsea,
+            box=(100, 0, 451, 300),
+            keep=[(320, 170)],
+            drop=[(120, 20)],
+            hints=hint,
+            mask_only=True,
+            foreground=False,
+        )
+    )
     assert np.array_equal(cli, api)
     assert api[:, :100].max() == 0 and api[25, 30] == 0
 
@@ -258,9 +299,13 @@ def test_cli_api_and_server_apply_the_same_hints(tmp_path, chelsea):
 
     client = TestClient(create_app(Settings()))
     body = (EXAMPLES / "chelsea.jpg").read_bytes()
-    resp = client.post("/v1/remove?format=mask&box=100,0,451,300&keep=320,170&drop=120,20",
-                       files={"image": ("c.jpg", body, "image/jpeg"),
-                              "hints": ("fix.png", (tmp_path / "fix.png").read_bytes(), "image/png")})
+    resp = client.post(
+        "/v1/remove?format=mask&box=100,0,451,300&keep=320,170&drop=120,20",
+        files={
+            "image": ("c.jpg", body, "image/jpeg"),
+            "hints": ("fix.png", (tmp_path / "fix.png").read_bytes(), "image/png"),
+        },
+    )
     assert resp.status_code == 200, resp.text
     served = np.asarray(Image.open(io.BytesIO(resp.content)).convert("L"))
     assert np.array_equal(served, api)
@@ -270,8 +315,10 @@ def test_cli_api_and_server_apply_the_same_hints(tmp_path, chelsea):
     assert bad.status_code == 422 and "x0,y0,x1,y1" in bad.json()["detail"]
     wrong = io.BytesIO()
     Image.fromarray(np.full((5, 5), 128, np.uint8)).save(wrong, "PNG")
-    bad = client.post("/v1/remove", files={"image": ("c.jpg", body, "image/jpeg"),
-                                          "hints": ("h.png", wrong.getvalue(), "image/png")})
+    bad = client.post(
+        "/v1/remove",
+        files={"image": ("c.jpg", body, "image/jpeg"), "hints": ("h.png", wrong.getvalue(), "image/png")},
+    )
     assert bad.status_code == 422 and "5×5 but the photo is 451×300" in bad.json()["detail"]
 
 
@@ -281,8 +328,11 @@ def test_ui_strokes_become_hints():
     s = from_preview({"mode": "keep", "radius": 3, "points": [[10, 10], [20, 10]]}, 2.0)
     assert s == {"mode": "keep", "radius": 6, "points": [[20, 20], [40, 20]]}
     assert from_preview({"mode": "erase", "radius": 1, "points": [[1, 1]]}, 1.0) is None
-    strokes = [s, {"mode": "box", "radius": 1, "points": [[90, 70], [5, 2]]},
-               {"mode": "drop", "radius": 2, "points": [[80, 50]]}]
+    strokes = [
+        s,
+        {"mode": "box", "radius": 1, "points": [[90, 70], [5, 2]]},
+        {"mode": "drop", "radius": 2, "points": [[80, 50]]},
+    ]
     h = hints_from_strokes(strokes, (60, 100))
     assert h.box == (5, 2, 90, 60)
     assert h.strokes[20, 30] == 255 and h.strokes[50, 80] == 0 and h.strokes[0, 0] == 128

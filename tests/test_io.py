@@ -230,8 +230,12 @@ def test_api_errors_are_nuggy_errors_naming_the_input(tmp_path):
 
     dot = tmp_path / "dot.png"
     Image.new("RGB", (1, 1)).save(dot)
-    for source, label in ((dot, "dot.png"), (Image.open(dot), "dot.png"),
-                          (dot.read_bytes(), "<bytes>"), (np.zeros((1, 1, 3), np.uint8), "<array>")):
+    for source, label in (
+        (dot, "dot.png"),
+        (Image.open(dot), "dot.png"),
+        (dot.read_bytes(), "<bytes>"),
+        (np.zeros((1, 1, 3), np.uint8), "<array>"),
+    ):
         with pytest.raises(ImageError, match=rf"{label}: 1×1 .*too small"):
             as_rgb_array(source)
 
@@ -257,7 +261,9 @@ def test_pixel_limit_is_checked_and_printed_in_real_units(monkeypatch):
     with pytest.raises(ImageError, match=r"40×30 = 1,200 pixels exceeds the limit of 1,000 pixels"):
         decode_image(data, max_pixels=1000)
     for bad in (-1, 0, 3, 2.5, True):
-        with pytest.raises(ConfigError, match=rf"max_pixels={bad!r}: the pixel limit must be a whole number >= 4"):
+        with pytest.raises(
+            ConfigError, match=rf"max_pixels={bad!r}: the pixel limit must be a whole number >= 4"
+        ):
             decode_image(data, max_pixels=bad)
     for env in ("-1", "lots", "1e6"):
         monkeypatch.setenv("NUGGY_MAX_PIXELS", env)

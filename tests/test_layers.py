@@ -11,13 +11,28 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "nuggy"
 
 #: layer of each top-level module / package of nuggy (higher number = higher layer)
 LAYERS = {
-    "errors": 0, "limits": 0, "filters": 0, "io": 0, "registry": 0,
-    "sources": 1, "models": 1,
-    "runtime": 2, "matting": 2,
+    "errors": 0,
+    "limits": 0,
+    "filters": 0,
+    "io": 0,
+    "registry": 0,
+    "sources": 1,
+    "models": 1,
+    "runtime": 2,
+    "matting": 2,
     "pipeline": 3,
-    "api": 4, "cli": 4, "server": 4, "ui": 4, "train": 4, "eval": 4, "distributed": 4,
-    "batch": 4, "hotfolder": 4,
-    "video": 4, "interactive": 4, "hints": 3,
+    "api": 4,
+    "cli": 4,
+    "server": 4,
+    "ui": 4,
+    "train": 4,
+    "eval": 4,
+    "distributed": 4,
+    "batch": 4,
+    "hotfolder": 4,
+    "video": 4,
+    "interactive": 4,
+    "hints": 3,
 }
 
 
@@ -47,7 +62,9 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-FILES = sorted(p for p in SRC.rglob("*.py") if p.relative_to(SRC).parts[0] not in ("__init__.py", "__main__.py"))
+FILES = sorted(
+    p for p in SRC.rglob("*.py") if p.relative_to(SRC).parts[0] not in ("__init__.py", "__main__.py")
+)
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(SRC)))

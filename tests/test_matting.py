@@ -139,8 +139,8 @@ UNIFORM = [(255, 255, 255), (0, 0, 0), (128, 128, 128), (17, 200, 3)]
 def _column_trimap(h: int, w: int) -> np.ndarray:
     """Background left of x = 0.3 w, foreground right of 0.7 w, unknown between."""
     t = np.zeros((h, w), np.uint8)
-    t[:, round(0.7 * w):] = 255
-    t[:, round(0.3 * w):round(0.7 * w)] = 128
+    t[:, round(0.7 * w) :] = 255
+    t[:, round(0.3 * w) : round(0.7 * w)] = 128
     return t
 
 
@@ -230,9 +230,7 @@ def test_closed_form_on_a_reduced_grid_of_a_saturated_photo(saturated_photo, one
     image, prob = saturated_photo(480, 640, 0)
     trimap = make_trimap(prob, image=image)
     n_unknown = int(np.count_nonzero(trimap == 128))
-    alpha = closed_form_alpha(
-        image, trimap, prior=prob, epsilon=PRIOR_EPSILON, max_unknown=n_unknown // 2
-    )
+    alpha = closed_form_alpha(image, trimap, prior=prob, epsilon=PRIOR_EPSILON, max_unknown=n_unknown // 2)
     assert alpha.dtype == np.float32 and np.isfinite(alpha).all()
     assert alpha.min() >= 0.0 and alpha.max() <= 1.0
     assert np.all(alpha[trimap == 255] == 1) and np.all(alpha[trimap == 0] == 0)
@@ -431,7 +429,9 @@ def test_matte_user_trimap_and_fba_errors(synthetic, no_fba, tmp_path):
     with pytest.raises(FileNotFoundError, match="FBA.pth"):
         _pipeline_matte(image, _prob(gt), cfg.replace(matting="fba"))
     with pytest.raises(FileNotFoundError, match="not found"):
-        _pipeline_matte(image, _prob(gt), cfg.replace(matting="auto", matting_weights=str(tmp_path / "x.pth")))
+        _pipeline_matte(
+            image, _prob(gt), cfg.replace(matting="auto", matting_weights=str(tmp_path / "x.pth"))
+        )
 
 
 def test_matte_fba_plumbing(synthetic, tmp_path, monkeypatch):
@@ -516,8 +516,20 @@ def test_cli_remove_with_user_trimap(tmp_path, synthetic, capsys, no_fba):
     Image.fromarray(image).save(tmp_path / "a.png")
     Image.fromarray(trimap, "L").save(tmp_path / "a_trimap.png")
     out = tmp_path / "a_cut.png"
-    rc = main(["remove", str(tmp_path / "a.png"), "--trimap", str(tmp_path / "a_trimap.png"),
-               "--matting", "cf", "--no-foreground", "-o", str(out), "-q"])
+    rc = main(
+        [
+            "remove",
+            str(tmp_path / "a.png"),
+            "--trimap",
+            str(tmp_path / "a_trimap.png"),
+            "--matting",
+            "cf",
+            "--no-foreground",
+            "-o",
+            str(out),
+            "-q",
+        ]
+    )
     assert rc == 0
     rgba = np.asarray(Image.open(out))
     assert rgba.shape == image.shape[:2] + (4,)
@@ -526,12 +538,31 @@ def test_cli_remove_with_user_trimap(tmp_path, synthetic, capsys, no_fba):
     bad = trimap.copy()
     bad[0, 0] = 77
     Image.fromarray(bad, "L").save(tmp_path / "bad.png")
-    rc = main(["remove", str(tmp_path / "a.png"), "--trimap", str(tmp_path / "bad.png"),
-               "-o", str(tmp_path / "b.png"), "-q"])
+    rc = main(
+        [
+            "remove",
+            str(tmp_path / "a.png"),
+            "--trimap",
+            str(tmp_path / "bad.png"),
+            "-o",
+            str(tmp_path / "b.png"),
+            "-q",
+        ]
+    )
     assert rc == 2  # refused before the model runs (issue 18 item 8)
     assert "values must be 0, 128, 255" in capsys.readouterr().err
-    rc = main(["remove", str(tmp_path / "a.png"), str(tmp_path / "a_trimap.png"), "--trimap",
-               str(tmp_path / "a_trimap.png"), "-o", str(tmp_path / "outs"), "-q"])
+    rc = main(
+        [
+            "remove",
+            str(tmp_path / "a.png"),
+            str(tmp_path / "a_trimap.png"),
+            "--trimap",
+            str(tmp_path / "a_trimap.png"),
+            "-o",
+            str(tmp_path / "outs"),
+            "-q",
+        ]
+    )
     assert rc == 2
     rc = main(["remove", str(tmp_path / "a.png"), "--matting", "fba", "-o", str(tmp_path / "c.png")])
     assert rc == 2 and "FBA.pth" in capsys.readouterr().err

@@ -51,14 +51,14 @@ def _structured_pair(seed: int, h: int = 96, w: int = 128) -> tuple[np.ndarray, 
         p1 = tuple(int(v) for v in r.integers(0, (w, h)))
         cv2.line(gt, p0, p1, 255, int(r.integers(1, 4)))
     for _ in range(2):
-        cv2.circle(gt, (int(r.integers(10, w - 10)), int(r.integers(10, h - 10))),
-                   int(r.integers(3, 8)), 0, -1)
+        cv2.circle(
+            gt, (int(r.integers(10, w - 10)), int(r.integers(10, h - 10))), int(r.integers(3, 8)), 0, -1
+        )
     pred = np.roll(gt, 2, axis=1).astype(np.float64) / 255.0
     pred = cv2.GaussianBlur(pred, (0, 0), 1.5)
     for _ in range(4):
         blob = np.zeros((h, w), np.uint8)
-        cv2.circle(blob, (int(r.integers(0, w)), int(r.integers(0, h))),
-                   int(r.integers(4, 16)), 1, -1)
+        cv2.circle(blob, (int(r.integers(0, w)), int(r.integers(0, h))), int(r.integers(4, 16)), 1, -1)
         pred[blob > 0] = float(r.choice([0.0, 0.9]))
     pred = np.clip(pred + r.normal(0.0, 0.08, pred.shape), 0.0, 1.0)
     pred = np.round(pred * 255.0) / 255.0
@@ -183,8 +183,7 @@ def test_grad_matches_direct_2d_implementation(seed):
     mask = np.random.default_rng(seed).random(gt.shape) < 0.5
     assert grad(pred, gt) == pytest.approx(_grad_direct(pred, gt), rel=1e-10)
     assert grad(pred, gt, mask=mask) == pytest.approx(_grad_direct(pred, gt, mask), rel=1e-10)
-    assert grad(pred, gt, sigma=2.0) == pytest.approx(_grad_direct(pred, gt, sigma=2.0),
-                                                      rel=1e-10)
+    assert grad(pred, gt, sigma=2.0) == pytest.approx(_grad_direct(pred, gt, sigma=2.0), rel=1e-10)
 
 
 # --------------------------------------------------------------------------------------------
@@ -542,8 +541,7 @@ def test_hce_hand_worked():
 def test_dis_metrics_perfect_and_keys():
     _, gt = _structured_pair(6)
     out = dis_metrics(gt.astype(np.float64), gt)
-    assert set(out) == {"max_f", "weighted_f", "mae", "s_measure", "e_measure_mean",
-                        "e_measure_max", "hce"}
+    assert set(out) == {"max_f", "weighted_f", "mae", "s_measure", "e_measure_mean", "e_measure_max", "hce"}
     n = gt.size
     assert out["max_f"] == pytest.approx(1.0)
     assert out["weighted_f"] == pytest.approx(1.0)
@@ -576,11 +574,15 @@ def test_dis_validation():
 def _pysod(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     sod = pytest.importorskip("py_sod_metrics")
     fm = sod.FmeasureV2(
-        metric_handlers={"fm": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False,
-                                                    beta=0.3)}
+        metric_handlers={"fm": sod.FmeasureHandler(with_dynamic=True, with_adaptive=False, beta=0.3)}
     )
-    wfm, mae_, sm, em, hce_ = (sod.WeightedFmeasure(), sod.MAE(), sod.Smeasure(),
-                               sod.Emeasure(), sod.HumanCorrectionEffortMeasure())
+    wfm, mae_, sm, em, hce_ = (
+        sod.WeightedFmeasure(),
+        sod.MAE(),
+        sod.Smeasure(),
+        sod.Emeasure(),
+        sod.HumanCorrectionEffortMeasure(),
+    )
     # normalize=False: pred is used as given (float in [0, 1]) and gt as a bool mask, which
     # is our convention (the default path would min-max stretch each prediction).
     for m in (fm, wfm, mae_, sm, em, hce_):
@@ -620,23 +622,45 @@ def _hce_pair(seed: int, h: int = 160, w: int = 200) -> tuple[np.ndarray, np.nda
     r = np.random.default_rng(seed)
     gt = np.zeros((h, w), np.uint8)
     for _ in range(3):
-        cv2.ellipse(gt, (int(r.integers(20, w - 20)), int(r.integers(20, h - 20))),
-                    (int(r.integers(8, 45)), int(r.integers(8, 35))), float(r.uniform(0, 180)),
-                    0, 360, 255, -1)
+        cv2.ellipse(
+            gt,
+            (int(r.integers(20, w - 20)), int(r.integers(20, h - 20))),
+            (int(r.integers(8, 45)), int(r.integers(8, 35))),
+            float(r.uniform(0, 180)),
+            0,
+            360,
+            255,
+            -1,
+        )
     for _ in range(4):
-        cv2.line(gt, tuple(int(v) for v in r.integers(0, (w, h))),
-                 tuple(int(v) for v in r.integers(0, (w, h))), 255, int(r.integers(1, 4)))
+        cv2.line(
+            gt,
+            tuple(int(v) for v in r.integers(0, (w, h))),
+            tuple(int(v) for v in r.integers(0, (w, h))),
+            255,
+            int(r.integers(1, 4)),
+        )
     for _ in range(3):
-        cv2.circle(gt, (int(r.integers(20, w - 20)), int(r.integers(20, h - 20))),
-                   int(r.integers(3, 10)), 0, -1)
+        cv2.circle(
+            gt, (int(r.integers(20, w - 20)), int(r.integers(20, h - 20))), int(r.integers(3, 10)), 0, -1
+        )
     pred = gt.copy()
     for _ in range(8):
-        cv2.circle(pred, (int(r.integers(0, w)), int(r.integers(0, h))),
-                   int(r.integers(4, 25)), int(r.choice([0, 255])), -1)
+        cv2.circle(
+            pred,
+            (int(r.integers(0, w)), int(r.integers(0, h))),
+            int(r.integers(4, 25)),
+            int(r.choice([0, 255])),
+            -1,
+        )
     for _ in range(3):
-        cv2.line(pred, tuple(int(v) for v in r.integers(0, (w, h))),
-                 tuple(int(v) for v in r.integers(0, (w, h))), int(r.choice([0, 255])),
-                 int(r.integers(1, 6)))
+        cv2.line(
+            pred,
+            tuple(int(v) for v in r.integers(0, (w, h))),
+            tuple(int(v) for v in r.integers(0, (w, h))),
+            int(r.choice([0, 255])),
+            int(r.integers(1, 6)),
+        )
     return pred.astype(np.float64) / 255.0, gt > 127
 
 

@@ -174,9 +174,7 @@ def test_dynamic_quantised_onnx_is_dequantised(tiny_export, tmp_path):
 
     model, path = tiny_export
     qpath = tmp_path / "tiny-quint8.onnx"
-    quantize_dynamic(
-        str(path), str(qpath), weight_type=QuantType.QUInt8, op_types_to_quantize=["Conv"]
-    )
+    quantize_dynamic(str(path), str(qpath), weight_type=QuantType.QUInt8, op_types_to_quantize=["Conv"])
     convs = read_onnx_convs(qpath)
     assert len(convs) == sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
     sd = convert_onnx(qpath, "u2netp", input_size=(48, 64), model_kwargs={"width_divisor": 4})

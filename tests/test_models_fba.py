@@ -269,8 +269,7 @@ def test_network_output_is_the_published_fusion_of_the_raw_prediction():
         out = fused_model(*inputs).double().numpy()
     img = inputs[0].double().numpy()
     for y, x in np.ndindex(16, 16):
-        wa, wf, wb = _fusion_reference(raw[0, 0, y, x], img[0, :, y, x], raw[0, 1:4, y, x],
-                                       raw[0, 4:7, y, x])
+        wa, wf, wb = _fusion_reference(raw[0, 0, y, x], img[0, :, y, x], raw[0, 1:4, y, x], raw[0, 4:7, y, x])
         assert out[0, 0, y, x] == pytest.approx(wa, abs=1e-4)
         assert out[0, 1:4, y, x] == pytest.approx(wf, abs=1e-5)
         assert out[0, 4:7, y, x] == pytest.approx(wb, abs=1e-5)

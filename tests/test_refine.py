@@ -21,6 +21,7 @@ def guided_filter(guide, src, **kw):
     kw.setdefault("border", "inside")
     return _guided_filter(guide, src, **kw)
 
+
 U32 = 2.0**-24  # float32 unit roundoff
 
 
@@ -57,7 +58,7 @@ def reflect_mean64(x: np.ndarray, r: int) -> np.ndarray:
     x = np.asarray(x, np.float64)
     pad = [(r, r), (r, r)] + [(0, 0)] * (x.ndim - 2)
     xp = np.pad(x, pad, mode="symmetric") if r < min(x.shape[:2]) else np.pad(x, pad, "symmetric")
-    return integral_mean64(xp, r)[r:-r or None, r:-r or None]
+    return integral_mean64(xp, r)[r : -r or None, r : -r or None]
 
 
 def guided_coefficients64(guide, src, r, eps, mean=window_mean64):
@@ -107,9 +108,7 @@ def structured(h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, np
     """Colour guide with steps, ramps and a disc; source = blurred disc mask + noise."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     disc = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (0.3 * min(h, w)) ** 2).astype(np.float64)
-    guide = np.stack(
-        [0.2 + 0.6 * disc, (xx / w) * 0.8 + 0.1 * (yy > h / 3), 0.5 + 0.3 * np.sin(xx / 3)], -1
-    )
+    guide = np.stack([0.2 + 0.6 * disc, (xx / w) * 0.8 + 0.1 * (yy > h / 3), 0.5 + 0.3 * np.sin(xx / 3)], -1)
     guide += rng.normal(0, 0.02, guide.shape)
     src = cv2.GaussianBlur(disc, (0, 0), 2.0) + rng.normal(0, 0.05, disc.shape)
     return np.clip(guide, 0, 1), src
@@ -226,9 +225,7 @@ def test_guided_filter_matches_opencv_away_from_borders(colour):
 def test_fast_guided_filter_close_to_exact_on_smooth_data():
     h, w = 160, 200
     yy, xx = np.mgrid[0:h, 0:w] / 40.0
-    guide = np.stack(
-        [0.5 + 0.4 * np.sin(xx), 0.5 + 0.4 * np.cos(yy), 0.5 + 0.2 * np.sin(xx + yy)], -1
-    )
+    guide = np.stack([0.5 + 0.4 * np.sin(xx), 0.5 + 0.4 * np.cos(yy), 0.5 + 0.2 * np.sin(xx + yy)], -1)
     src = 0.5 + 0.4 * np.sin(0.7 * xx + 0.3 * yy)
     g, s = guide.astype(np.float32), src.astype(np.float32)
     exact = guided_filter(g, s, radius=8, eps=1e-3)

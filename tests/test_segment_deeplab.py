@@ -47,8 +47,18 @@ def test_deeplab_errors(tmp_path, monkeypatch, chelsea, capsys):
         Pipeline(preset("fast", segmenter="deeplabv3")).run(chelsea)
     with pytest.raises(FileNotFoundError, match="deeplabv3_resnet101_coco-586e9e4e.pth"):
         Pipeline(preset("fast", segmenter="deeplabv3", segmenter_class="cat")).run(chelsea)
-    rc = main(["remove", str(EXAMPLES / "chelsea.jpg"), "-o", str(tmp_path / "x.png"),
-               "--segmenter", "deeplabv3", "--class", "cat"])
+    rc = main(
+        [
+            "remove",
+            str(EXAMPLES / "chelsea.jpg"),
+            "-o",
+            str(tmp_path / "x.png"),
+            "--segmenter",
+            "deeplabv3",
+            "--class",
+            "cat",
+        ]
+    )
     assert rc == 2 and "--weights PATH" in capsys.readouterr().err
 
 
@@ -59,6 +69,21 @@ def test_deeplab_unknown_class(hub, chelsea):
 
 def test_cli_with_weights_path(hub, tmp_path):
     out = tmp_path / "cat.png"
-    rc = main(["remove", str(EXAMPLES / "chelsea.jpg"), "-o", str(out), "--segmenter", "deeplabv3",
-               "--class", "cat", "--weights", str(hub), "--preset", "fast", "-q"])
+    rc = main(
+        [
+            "remove",
+            str(EXAMPLES / "chelsea.jpg"),
+            "-o",
+            str(out),
+            "--segmenter",
+            "deeplabv3",
+            "--class",
+            "cat",
+            "--weights",
+            str(hub),
+            "--preset",
+            "fast",
+            "-q",
+        ]
+    )
     assert rc == 0 and out.is_file()

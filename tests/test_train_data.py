@@ -154,7 +154,11 @@ def test_ddp_shards_are_disjoint_and_cover_the_single_process_stream():
         got = np.concatenate([p[m] for p in parts])
         assert np.array_equal(got, whole[m])  # same items per step, in rank order
     # positions in the stream are disjoint between ranks
-    pos = [set(range(m * B * world + r * B, m * B * world + (r + 1) * B)) for r in range(world) for m in range(20)]
+    pos = [
+        set(range(m * B * world + r * B, m * B * world + (r + 1) * B))
+        for r in range(world)
+        for m in range(20)
+    ]
     assert len(set().union(*pos)) == sum(len(p) for p in pos)
     # resuming mid-epoch continues the same stream
     s = ranks[1]

@@ -132,8 +132,12 @@ def test_isnet_two_stages_over_every_layout(data, tmp_path):
 def test_resume_is_bit_exact(data, tmp_path):
     def cfg(out):
         return config_from_dict(
-            _cfg(data, out, train={"steps": 6, "grad_accum": 2, "checkpoint_every": 100,
-                                   "output_dir": str(out)}, val={"every": 4})  # fmt: skip
+            _cfg(
+                data,
+                out,
+                train={"steps": 6, "grad_accum": 2, "checkpoint_every": 100, "output_dir": str(out)},
+                val={"every": 4},
+            )  # fmt: skip
         )
 
     train(cfg(tmp_path / "straight"))
@@ -151,8 +155,16 @@ def test_resume_is_bit_exact(data, tmp_path):
         for k in sa:
             assert torch.equal(torch.as_tensor(sa[k]), torch.as_tensor(sb[k]))
     assert a["best"] == b["best"]
-    la = [(r["step"], r["loss"]) for r in _records(tmp_path / "straight" / "metrics.jsonl") if r["kind"] == "train"]
-    lb = [(r["step"], r["loss"]) for r in _records(tmp_path / "broken" / "metrics.jsonl") if r["kind"] == "train"]
+    la = [
+        (r["step"], r["loss"])
+        for r in _records(tmp_path / "straight" / "metrics.jsonl")
+        if r["kind"] == "train"
+    ]
+    lb = [
+        (r["step"], r["loss"])
+        for r in _records(tmp_path / "broken" / "metrics.jsonl")
+        if r["kind"] == "train"
+    ]
     assert la == lb  # the log was trimmed back to the checkpoint and continued
 
 
@@ -241,7 +253,9 @@ def test_cli_check_run_and_errors(data, tmp_path, capsys):
 
     out = tmp_path / "cli"
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(_cfg(data, out, train={"steps": 1, "output_dir": str(out)}, val={"every": 0})))
+    path.write_text(
+        yaml.safe_dump(_cfg(data, out, train={"steps": 1, "output_dir": str(out)}, val={"every": 0}))
+    )
     assert main(["train", "--config", str(path), "--check"]) == 0
     text = capsys.readouterr().out
     assert "# dis5k (dis5k): 4 training samples, 2 validation" in text and "# trans10k: excluded" in text

@@ -41,8 +41,10 @@ def test_side_bce_is_the_sum_of_per_side_bce_with_resized_targets():
     first, total = side_bce(logits, target)
     ref0 = F.binary_cross_entropy(torch.sigmoid(logits[0]), target)
     small = F.interpolate(target, size=(8, 8), mode="bilinear", align_corners=False)
-    ref = ref0 + F.binary_cross_entropy(torch.sigmoid(logits[1]), target) + F.binary_cross_entropy(
-        torch.sigmoid(logits[2]), small
+    ref = (
+        ref0
+        + F.binary_cross_entropy(torch.sigmoid(logits[1]), target)
+        + F.binary_cross_entropy(torch.sigmoid(logits[2]), small)
     )
     assert first == pytest.approx(float(ref0), rel=1e-5)
     assert total == pytest.approx(float(ref), rel=1e-5)
@@ -140,7 +142,14 @@ def test_gradient_loss_ignores_offsets_and_sees_edges():
 def test_laplacian_pyramid_and_loss():
     x = _maps(4, h=32, w=32)
     levels = laplacian_pyramid(x, 5)
-    assert [tuple(level.shape[-2:]) for level in levels] == [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2), (1, 1)]
+    assert [tuple(level.shape[-2:]) for level in levels] == [
+        (32, 32),
+        (16, 16),
+        (8, 8),
+        (4, 4),
+        (2, 2),
+        (1, 1),
+    ]
     assert len(laplacian_pyramid(x, 5, residual=False)) == 5
     assert float(laplacian_loss(x, x)) == 0.0
     # a constant offset lives only in the low-pass residual, which the loss (5 band-pass
@@ -179,8 +188,16 @@ def test_fba_loss_is_zero_for_a_perfect_prediction_and_trains_all_outputs():
     image = alpha * fg + (1 - alpha) * bg
     total, parts = fba_loss(alpha, fg, bg, alpha_gt=alpha, fg_gt=fg, bg_gt=bg, image=image)
     assert float(total) == pytest.approx(0.0, abs=1e-5)
-    assert set(parts) == {"alpha_l1", "alpha_comp", "alpha_grad", "alpha_lap", "fb_l1", "fb_comp",
-                          "fb_lap", "fb_excl"}  # FBA §3.3: the gradient loss is in the set
+    assert set(parts) == {
+        "alpha_l1",
+        "alpha_comp",
+        "alpha_grad",
+        "alpha_lap",
+        "fb_l1",
+        "fb_comp",
+        "fb_lap",
+        "fb_excl",
+    }  # FBA §3.3: the gradient loss is in the set
     a = torch.rand_like(alpha).requires_grad_(True)
     f = torch.rand_like(fg).requires_grad_(True)
     b = torch.rand_like(bg).requires_grad_(True)
@@ -195,6 +212,7 @@ def test_fba_loss_is_zero_for_a_perfect_prediction_and_trains_all_outputs():
 def _exclusion_reference(f: np.ndarray, b: np.ndarray, levels: int = 3) -> float:
     """Zhang et al.'s released compute_exclusion_loss, in NumPy (N×C×H×W), with the batch mean
     in place of its sum; float64."""
+
     def sig(x):
         return 1.0 / (1.0 + np.exp(-x))
 

@@ -99,9 +99,17 @@ def test_fba_check_names_missing_backgrounds(tmp_path, capsys):
     pytest.importorskip("torch")
     write_dataset(tmp_path / "fg", "generic", 2, size=24, seed=1)
     (tmp_path / "bg").mkdir()
-    args = ["--config", str(ROOT / "configs" / "fba-smoke-cpu.yaml"), "--check",
-            "--set", f"data.datasets.0.root={tmp_path / 'fg'}",
-            "--set", f"data.backgrounds.0={tmp_path / 'bg'}", "--set", "fba.val.root=null"]
+    args = [
+        "--config",
+        str(ROOT / "configs" / "fba-smoke-cpu.yaml"),
+        "--check",
+        "--set",
+        f"data.datasets.0.root={tmp_path / 'fg'}",
+        "--set",
+        f"data.backgrounds.0={tmp_path / 'bg'}",
+        "--set",
+        "fba.val.root=null",
+    ]
     rc, secs = _check(args)
     err = capsys.readouterr().err
     assert rc == 2 and "data.backgrounds" in err and "no images" in err and secs < 10, err

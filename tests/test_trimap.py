@@ -73,7 +73,9 @@ def test_uncertain_regions_widen_the_band():
     right = int(np.count_nonzero(row[size // 2 :] == 128))
     assert right >= 3 * left
     # uncertainty widening goes beyond the uncertain pixels themselves
-    assert right > np.count_nonzero((soft[size // 2, size // 2 :] > 0.05) & (soft[size // 2, size // 2 :] < 0.95))
+    assert right > np.count_nonzero(
+        (soft[size // 2, size // 2 :] > 0.05) & (soft[size // 2, size // 2 :] < 0.95)
+    )
 
 
 def test_fine_structure_widens_the_band():

@@ -78,8 +78,9 @@ def test_loads_without_upload_and_lists_presets_and_models():
     assert "u2netp" in at.selectbox(key="model").options
     eps = float(at.select_slider(key="refine_eps:default").value)
     assert eps == pytest.approx(PRESETS["default"].refine_eps)
-    assert {"Flip TTA", "Guided filter refinement", "Remove islands",
-            "Decontaminate edge colours"} <= {c.label for c in at.sidebar.checkbox}
+    assert {"Flip TTA", "Guided filter refinement", "Remove islands", "Decontaminate edge colours"} <= {
+        c.label for c in at.sidebar.checkbox
+    }
     assert not at.get("download_button")
 
 
@@ -142,8 +143,11 @@ def test_changing_a_stage_reruns_the_pipeline(cat):
 def test_many_uploads_zip_and_bad_file_shown_as_error(cat, cup):
     at = _app()
     at.file_uploader(key="uploads").set_value(
-        [("cat.png", cat, "image/png"), ("cup.png", cup, "image/png"),
-         ("broken.png", b"not an image", "image/png")]
+        [
+            ("cat.png", cat, "image/png"),
+            ("cup.png", cup, "image/png"),
+            ("broken.png", b"not an image", "image/png"),
+        ]
     )
     at.run()
     _ok(at)
@@ -188,8 +192,9 @@ def test_trimap_panel_shown_when_the_result_has_one():
         alpha[10:30, 20:40] = 1.0
         trimap = np.where(alpha > 0, 255, 0).astype(np.uint8)
         trimap[9:31, 19:41][alpha[9:31, 19:41] == 0] = 128
-        result = Result(image=img, alpha=alpha, probability=alpha, trimap=trimap,
-                        timings={"segment": 0.01, "matte": 0.02})
+        result = Result(
+            image=img, alpha=alpha, probability=alpha, trimap=trimap, timings={"segment": 0.01, "matte": 0.02}
+        )
         _show_one({"name": "synthetic.png", "result": result}, BackgroundChoice(), 0)
 
     at = AppTest.from_function(page, default_timeout=30)

@@ -40,8 +40,15 @@ def _subject():
     pytest.skip("evaldata not present")
 
 
-def _write_input(path: Path, frames: int = FRAMES, *, audio: bool = True, size=SIZE,
-                 motion: str = "translate", container_format: str | None = None) -> list:
+def _write_input(
+    path: Path,
+    frames: int = FRAMES,
+    *,
+    audio: bool = True,
+    size=SIZE,
+    motion: str = "translate",
+    container_format: str | None = None,
+) -> list:
     """An H.264 clip (+ AAC tone) of a real subject moving, with a variable frame rate (the
     third frame comes two intervals after the second); returns the synth frames."""
     from nuggy.video.synth import synth_clip
@@ -65,8 +72,9 @@ def _write_input(path: Path, frames: int = FRAMES, *, audio: bool = True, size=S
             n = int(16000 * frames / RATE)
             pcm = (0.2 * np.sin(np.arange(n) / 16000 * 2 * np.pi * 440)).astype(np.float32)[None]
             for k in range(0, n, 1024):
-                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, k:k + 1024]),
-                                                format="fltp", layout="mono")
+                af = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(pcm[:, k : k + 1024]), format="fltp", layout="mono"
+                )
                 af.sample_rate = 16000
                 af.pts = k
                 for p in a.encode(af):
@@ -91,8 +99,7 @@ def _decode(path: Path, *, alpha_decoder: bool = False):
         else:
             frames = list(c.decode(st))
         fmt = frames[0].format.name
-        arrays = [f.to_ndarray(format="rgba" if "a" in fmt.replace("gray", "") else "rgb24")
-                  for f in frames]
+        arrays = [f.to_ndarray(format="rgba" if "a" in fmt.replace("gray", "") else "rgb24") for f in frames]
         return arrays, [f.pts for f in frames], st.time_base, audio, fmt
 
 
@@ -167,8 +174,7 @@ def test_opaque_mp4_bg_and_mask_only(clip_dir, reference):
     got = np.stack(frames).astype(float)
     bgpix = alpha < 5
     assert got[bgpix].mean() > 240  # the background turned white
-    remove(clip_dir / "in.mp4", clip_dir / "matte.mp4", preset="fast", mask_only=True,
-           progress=False)
+    remove(clip_dir / "in.mp4", clip_dir / "matte.mp4", preset="fast", mask_only=True, progress=False)
     frames, *_ = _decode(clip_dir / "matte.mp4")
     grey = np.stack(frames)[..., 0].astype(float)
     assert np.abs(grey - alpha).mean() < 4.0  # H.264 crf 18, 4:2:0, limited range
@@ -227,12 +233,25 @@ def test_usage_errors_before_any_work(tmp_path, clip_dir):
         remove(src, tmp_path / "o.avi")
     # the command line: exit 2, one line, no model loaded
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    res = subprocess.run([sys.executable, "-m", "nuggy", "video", str(src), "-o",
-                          str(tmp_path / "x.mp4")], capture_output=True, text=True, env=env)
+    res = subprocess.run(
+        [sys.executable, "-m", "nuggy", "video", str(src), "-o", str(tmp_path / "x.mp4")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert res.returncode == 2 and ".webm" in res.stderr and ".mov" in res.stderr
-    res = subprocess.run([sys.executable, "-c", "import sys; from nuggy.cli.main import "
-                          "build_parser; build_parser(); print('av' in sys.modules, "
-                          "'cv2' in sys.modules)"], capture_output=True, text=True, env=env)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from nuggy.cli.main import "
+            "build_parser; build_parser(); print('av' in sys.modules, "
+            "'cv2' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert res.stdout.strip() == "False False"
 
 
@@ -345,8 +364,9 @@ def test_stabilisation_lowers_dtssd_without_raising_sad():
         stab = [st.update(f.image, p) for f, p in zip(clip, probs)]
 
         def metrics(preds, clip=clip):
-            d = np.mean([dtssd(preds[t], preds[t - 1], clip[t].alpha, clip[t - 1].alpha)
-                         for t in range(1, len(clip))])
+            d = np.mean(
+                [dtssd(preds[t], preds[t - 1], clip[t].alpha, clip[t - 1].alpha) for t in range(1, len(clip))]
+            )
             return d, np.mean([sad(p, f.alpha) for p, f in zip(preds, clip)])
 
         d0, s0 = metrics(probs)
@@ -394,7 +414,9 @@ def _rvm_cached():
     return cached_path("rvm") is not None
 
 
-@pytest.mark.skipif(not _rvm_cached(), reason="rvm not cached: nuggy models pull rvm --accept-license gpl-3.0")
+@pytest.mark.skipif(
+    not _rvm_cached(), reason="rvm not cached: nuggy models pull rvm --accept-license gpl-3.0"
+)
 def test_rvm_image_and_recurrent_video(tmp_path):
     from nuggy import remove as remove_image
     from nuggy.runtime.rvm import downsample_ratio
@@ -405,7 +427,7 @@ def test_rvm_image_and_recurrent_video(tmp_path):
     mask = np.array(remove_image(photo, model="rvm", preset="fast", mask_only=True))
     assert mask.shape == photo.shape[:2]
     h, w = mask.shape
-    assert mask[: h // 8, -w // 8:].mean() < 60  # background corner
+    assert mask[: h // 8, -w // 8 :].mean() < 60  # background corner
     assert mask[h // 2, w // 3] > 200  # the astronaut's torso
     from nuggy.video import remove
 
@@ -438,8 +460,7 @@ def test_rotation_processed_upright_and_kept(tmp_path):
         s.set_display_rotation(90)
         for i, f in enumerate(clip):
             # stored sideways: the upright picture turned clockwise
-            fr = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(f.image, -1)),
-                                            format="rgb24")
+            fr = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(f.image, -1)), format="rgb24")
             fr.pts = i
             for p in s.encode(fr):
                 c.mux(p)

@@ -39,9 +39,7 @@ def get_pipeline(config: PipelineConfig, *, accept_license: str | None = None) -
 
 def load_model(name: str = "u2netp", *, accept_license: str | None = None):
     """Fetch (if needed) and load the ONNX predictor of the registry model ``name``."""
-    return get_pipeline(
-        _preset("fast", model=name), accept_license=accept_license
-    ).predictor
+    return get_pipeline(_preset("fast", model=name), accept_license=accept_license).predictor
 
 
 def preflight(config: PipelineConfig) -> None:
@@ -163,8 +161,7 @@ def remove(
     from .pipeline.compose import compose, parse_background
     from .pipeline.settings import build_config
 
-    cfg = build_config(preset, model=model, weights=str(weights) if weights else None,
-                       **overrides)
+    cfg = build_config(preset, model=model, weights=str(weights) if weights else None, **overrides)
     background = parse_background(bg)
     preflight(cfg)
     hint = _hints(box, keep, drop, hints)
@@ -187,8 +184,9 @@ def _hints(box, keep, drop, hints):
         if box is not None or keep is not None or drop is not None:
             from .pipeline.hints import HintError
 
-            raise HintError("pass box= / keep= / drop= inside the Hints value, or hints= as an "
-                            "image, not both")
+            raise HintError(
+                "pass box= / keep= / drop= inside the Hints value, or hints= as an image, not both"
+            )
         return hints
     if isinstance(hints, (str, os.PathLike)):
         hints = load_hint_image(hints)

@@ -112,8 +112,7 @@ def render(result, options: OutputOptions) -> np.ndarray:
         return result.alpha_u8()
     from .pipeline.compose import compose
 
-    return compose(result.image, result.alpha, foreground=result.foreground,
-                   background=options.background)
+    return compose(result.image, result.alpha, foreground=result.foreground, background=options.background)
 
 
 def write_output(dst: str, array: np.ndarray, *, filesystem=None) -> None:
@@ -149,8 +148,17 @@ def failure_text(label: str, exc: BaseException, *, dst: str | None = None, writ
 READ_ERRORS = (ImageError, ValueError, OSError, MemoryError)
 
 
-def cut_file(pipe, src: str, dst: str, options: OutputOptions, *, src_fs=None, dst_fs=None,
-             label: str | None = None, dst_label: str | None = None) -> Record:
+def cut_file(
+    pipe,
+    src: str,
+    dst: str,
+    options: OutputOptions,
+    *,
+    src_fs=None,
+    dst_fs=None,
+    label: str | None = None,
+    dst_label: str | None = None,
+) -> Record:
     """Read, cut out and write one file; never raises for a bad file (the record says).
 
     Args:
@@ -165,8 +173,9 @@ def cut_file(pipe, src: str, dst: str, options: OutputOptions, *, src_fs=None, d
         Record with status ``ok`` or ``failed`` (``error``: :func:`failure_text`).
     """
     label = label or src
-    rec = Record(label, dst_label or dst, OK, model=options.model, preset=options.preset,
-                 nuggy_version=options.version)
+    rec = Record(
+        label, dst_label or dst, OK, model=options.model, preset=options.preset, nuggy_version=options.version
+    )
     t0 = time.perf_counter()
     try:
         image = read_input(src, max_pixels=options.max_pixels, filesystem=src_fs)
@@ -177,8 +186,7 @@ def cut_file(pipe, src: str, dst: str, options: OutputOptions, *, src_fs=None, d
         try:
             write_output(dst, render(result, options), filesystem=dst_fs)
         except Exception as exc:  # noqa: BLE001 - any write failure is this file's failure
-            rec.status, rec.error = FAILED, failure_text(label, exc, dst=dst_label or dst,
-                                                        writing=True)
+            rec.status, rec.error = FAILED, failure_text(label, exc, dst=dst_label or dst, writing=True)
     rec.seconds = round(time.perf_counter() - t0, 4)
     return rec
 
@@ -242,8 +250,12 @@ def read_manifest(path: str):
     import pyarrow.csv as pcsv
 
     types = {c: (pa.float64() if c == "seconds" else pa.string()) for c in MANIFEST_COLUMNS}
-    return pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(
-        column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False))
+    return pcsv.read_csv(
+        path,
+        convert_options=pcsv.ConvertOptions(
+            column_types=types, strings_can_be_null=False, quoted_strings_can_be_null=False
+        ),
+    )
 
 
 def summary_line(records: list[Record]) -> str:

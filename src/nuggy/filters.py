@@ -87,9 +87,7 @@ def box_filter(x: np.ndarray, radius: int) -> np.ndarray:
         sums = np.stack([_box_sum(src[..., c], k) for c in range(x.shape[2])], axis=-1)
     else:
         sums = _box_sum(src, k)
-    inv = 1.0 / (
-        _window_counts(h, radius, np.float64)[:, None] * _window_counts(w, radius, np.float64)
-    )
+    inv = 1.0 / (_window_counts(h, radius, np.float64)[:, None] * _window_counts(w, radius, np.float64))
     inv = inv.astype(x.dtype)
     if x.ndim == 3:
         inv = inv[..., None]
@@ -312,8 +310,6 @@ def guided_filter(
     return q
 
 
-
-
 def _cv_guided(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
     """``cv2.ximgproc.guidedFilter`` on 0..255 units (guide uint8 or float·255, eps·255²).
 
@@ -341,4 +337,4 @@ def _reflected(guide: np.ndarray, src: np.ndarray, radius: int, eps: float, s: i
     gp = gp.reshape(h + 2 * pad, w + 2 * pad, *guide.shape[2:])
     sp = cv2.copyMakeBorder(src.astype(np.float32), pad, pad, pad, pad, cv2.BORDER_REFLECT)
     q = guided_filter(gp, sp, radius=radius, eps=eps, subsample=s, border="inside")
-    return np.ascontiguousarray(q[pad:pad + h, pad:pad + w])
+    return np.ascontiguousarray(q[pad : pad + h, pad : pad + w])

@@ -101,8 +101,7 @@ def run_watch(args) -> int:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        print("nuggy: stopping after the file in progress (Ctrl-C again to stop now)",
-              file=sys.stderr)
+        print("nuggy: stopping after the file in progress (Ctrl-C again to stop now)", file=sys.stderr)
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     records: list[batch.Record] = []
@@ -166,8 +165,14 @@ def _one(pipe, job, options, args, inputs: set[str], same_file, log):
     """One hot-folder file, with the folder mode's refusal and skip rules."""
     from nuggy import batch
 
-    rec = batch.Record(job.label, job.dst, batch.SKIPPED, model=options.model,
-                       preset=options.preset, nuggy_version=options.version)
+    rec = batch.Record(
+        job.label,
+        job.dst,
+        batch.SKIPPED,
+        model=options.model,
+        preset=options.preset,
+        nuggy_version=options.version,
+    )
     if os.path.abspath(job.dst) in inputs or (os.path.exists(job.dst) and same_file(job.src, job.dst)):
         rec.status = batch.FAILED
         rec.error = f"{job.label}: output {job.dst} is an input file; refusing to overwrite it (use -o)"

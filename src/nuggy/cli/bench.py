@@ -20,15 +20,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from nuggy.cli.eval import add_pipeline_arguments
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("--size", default="1mp", metavar="SIZES",
-                   help="comma-separated sizes: 2mp, 1920x1080, 1024 (long side) (default: %(default)s)")
+    p.add_argument(
+        "--size",
+        default="1mp",
+        metavar="SIZES",
+        help="comma-separated sizes: 2mp, 1920x1080, 1024 (long side) (default: %(default)s)",
+    )
     p.add_argument("--runs", type=int, default=3, help="timed runs per size (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs first (default: %(default)s)")
     p.add_argument("--image", metavar="PATH", help="photo to resize (default: an example photo)")
     p.add_argument("-o", "--output", metavar="PATH", help="write JSON (+ Markdown) here")
     add_pipeline_arguments(p)
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar (default: on a terminal only)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal only)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print the table and errors only")
 
 
@@ -63,12 +71,20 @@ def run(args) -> int:
     show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
     try:
         result = run_benchmark(
-            config, sizes, runs=args.runs, warmup=args.warmup, source=args.image, progress=show,
-            accept_license=args.accept_license, log=note,
+            config,
+            sizes,
+            runs=args.runs,
+            warmup=args.warmup,
+            source=args.image,
+            progress=show,
+            accept_license=args.accept_license,
+            log=note,
         )
     except ImportError as exc:
-        print(f"nuggy bench: the pipeline needs a module that is missing ({exc}); "
-              "try --preset fast", file=sys.stderr)
+        print(
+            f"nuggy bench: the pipeline needs a module that is missing ({exc}); try --preset fast",
+            file=sys.stderr,
+        )
         return 2
     except (ModelSourceError, FileNotFoundError, ImageError, ValueError, RuntimeError) as exc:
         print(f"nuggy bench: {exc}", file=sys.stderr)

@@ -24,17 +24,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fg", required=True, metavar="FG_DIR", help="foreground colour images")
     p.add_argument("--alpha", required=True, metavar="ALPHA_DIR", help="their alpha mattes (same names)")
     p.add_argument("--bg", required=True, metavar="BG_DIR", help="background images")
-    p.add_argument("-n", type=int, default=20, metavar="N", help="backgrounds per foreground (default: %(default)s)")
+    p.add_argument(
+        "-n", type=int, default=20, metavar="N", help="backgrounds per foreground (default: %(default)s)"
+    )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     p.add_argument("--seed", type=int, default=0, help="background shuffle seed (default: %(default)s)")
-    p.add_argument("--fit", choices=["dim", "cover"], default="dim",
-                   help="background fitting (default: %(default)s)")
+    p.add_argument(
+        "--fit", choices=["dim", "cover"], default="dim", help="background fitting (default: %(default)s)"
+    )
     p.add_argument("--linear", action="store_true", help="composite in linear light, not on sRGB values")
-    p.add_argument("--trimap-radius", type=int, default=10, metavar="PX",
-                   help="unknown-band dilation radius of the generated trimaps (default: %(default)s)")
+    p.add_argument(
+        "--trimap-radius",
+        type=int,
+        default=10,
+        metavar="PX",
+        help="unknown-band dilation radius of the generated trimaps (default: %(default)s)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a composite set already in DIR")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar (default: on a terminal only)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal only)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
 
 
@@ -46,8 +58,16 @@ def run(args) -> int:
     show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
     try:
         manifest = build_composition(
-            args.fg, args.alpha, args.bg, args.output, n=args.n, seed=args.seed, fit=args.fit,
-            linear=args.linear, trimap_radius=args.trimap_radius, overwrite=args.overwrite,
+            args.fg,
+            args.alpha,
+            args.bg,
+            args.output,
+            n=args.n,
+            seed=args.seed,
+            fit=args.fit,
+            linear=args.linear,
+            trimap_radius=args.trimap_radius,
+            overwrite=args.overwrite,
             progress=show,
         )
     except (DatasetError, ImageError, ValueError) as exc:

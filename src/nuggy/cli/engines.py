@@ -19,35 +19,76 @@ _RAY_OPTIONS = ("actors", "cpus_per_actor", "gpus_per_actor", "batch_size", "add
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("batch engines")
-    g.add_argument("--engine", choices=["local", "ray"], default="local",
-                   help="local (this process, the default) or ray (Ray Data: a local Ray, or a "
-                        "cluster with --address; needs pip install 'nuggy[ray]')")
-    g.add_argument("--manifest", metavar="PATH",
-                   help="write one row per input (input, output, status, error, seconds, model, "
-                        "preset, nuggy version) to PATH.parquet or PATH.csv")
-    g.add_argument("--watch", action="store_true",
-                   help="hot folder (local engine): process INPUT's images, then each new file "
-                        "once completely written, until Ctrl-C")
-    g.add_argument("--watch-interval", type=float, default=1.0, metavar="SEC",
-                   help="with --watch: how often to look, and how long a file's size must stay "
-                        "unchanged before it is read (default: %(default)s)")
-    g.add_argument("--actors", type=int, default=None, metavar="N",
-                   help="ray: actors, each holding one model (default: CPUs / --cpus-per-actor)")
-    g.add_argument("--cpus-per-actor", type=float, default=None, metavar="N",
-                   help="ray: CPUs per actor = its ONNX Runtime threads (default 1)")
-    g.add_argument("--gpus-per-actor", type=float, default=None, metavar="N",
-                   help="ray: GPUs per actor; > 0 uses ONNX Runtime's CUDA provider")
-    g.add_argument("--batch-size", type=int, default=None, metavar="N",
-                   help="ray: files per map_batches call (default 1)")
-    g.add_argument("--address", default=None, metavar="ADDR",
-                   help="ray: cluster to join (auto, HOST:PORT, ray://HOST:10001); default: "
-                        "start a local Ray")
+    g.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local (this process, the default) or ray (Ray Data: a local Ray, or a "
+        "cluster with --address; needs pip install 'nuggy[ray]')",
+    )
+    g.add_argument(
+        "--manifest",
+        metavar="PATH",
+        help="write one row per input (input, output, status, error, seconds, model, "
+        "preset, nuggy version) to PATH.parquet or PATH.csv",
+    )
+    g.add_argument(
+        "--watch",
+        action="store_true",
+        help="hot folder (local engine): process INPUT's images, then each new file "
+        "once completely written, until Ctrl-C",
+    )
+    g.add_argument(
+        "--watch-interval",
+        type=float,
+        default=1.0,
+        metavar="SEC",
+        help="with --watch: how often to look, and how long a file's size must stay "
+        "unchanged before it is read (default: %(default)s)",
+    )
+    g.add_argument(
+        "--actors",
+        type=int,
+        default=None,
+        metavar="N",
+        help="ray: actors, each holding one model (default: CPUs / --cpus-per-actor)",
+    )
+    g.add_argument(
+        "--cpus-per-actor",
+        type=float,
+        default=None,
+        metavar="N",
+        help="ray: CPUs per actor = its ONNX Runtime threads (default 1)",
+    )
+    g.add_argument(
+        "--gpus-per-actor",
+        type=float,
+        default=None,
+        metavar="N",
+        help="ray: GPUs per actor; > 0 uses ONNX Runtime's CUDA provider",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="ray: files per map_batches call (default 1)",
+    )
+    g.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="ray: cluster to join (auto, HOST:PORT, ray://HOST:10001); default: start a local Ray",
+    )
 
 
 def wants_engine(args) -> bool:
     """Whether ``args`` need this module (not the plain local run)."""
-    return (getattr(args, "engine", "local") != "local" or getattr(args, "watch", False)
-            or any(getattr(args, n, None) is not None for n in _RAY_OPTIONS))
+    return (
+        getattr(args, "engine", "local") != "local"
+        or getattr(args, "watch", False)
+        or any(getattr(args, n, None) is not None for n in _RAY_OPTIONS)
+    )
 
 
 def batch_options(config, args, background):
@@ -55,8 +96,13 @@ def batch_options(config, args, background):
     from nuggy.batch import OutputOptions
     from nuggy.distributed import model_label
 
-    return OutputOptions(mask_only=bool(args.mask_only), background=background,
-                         max_pixels=args.max_pixels, model=model_label(config), preset=args.preset)
+    return OutputOptions(
+        mask_only=bool(args.mask_only),
+        background=background,
+        max_pixels=args.max_pixels,
+        model=model_label(config),
+        preset=args.preset,
+    )
 
 
 def _check_usage(args) -> None:
@@ -117,11 +163,14 @@ def _prepare_ray(args):
         pixel_limit(args.max_pixels)
         preflight(config)
         if format_for("x." + (args.format or "png")) == "JPEG" and not (args.bg or args.mask_only):
-            raise UsageError("--format jpg: JPEG has no transparency: add --bg (e.g. --bg white) "
-                             "or --mask-only, or write png / webp")
+            raise UsageError(
+                "--format jpg: JPEG has no transparency: add --bg (e.g. --bg white) "
+                "or --mask-only, or write png / webp"
+            )
         background = parse_background(args.bg) if args.bg else None
-        tasks, src_fs, dst_fs = plan_dataset(args.inputs, args.output, recursive=args.recursive,
-                                             fmt=args.format or "png")
+        tasks, src_fs, dst_fs = plan_dataset(
+            args.inputs, args.output, recursive=args.recursive, fmt=args.format or "png"
+        )
     else:
         jobs = plan_jobs(args.inputs, args.output, recursive=args.recursive, fmt=args.format)
         background = _check_before_work(jobs, config, args)["background"]
@@ -142,10 +191,19 @@ def _run_ray(args, tasks, src_fs, dst_fs, config, background) -> int:
     show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
     try:
         records = run_tasks(
-            tasks, config, options, src_fs=src_fs, dst_fs=dst_fs, actors=args.actors,
-            cpus_per_actor=args.cpus_per_actor or 1, gpus_per_actor=args.gpus_per_actor or 0,
-            batch_size=args.batch_size or 1, address=args.address, overwrite=args.overwrite,
-            accept_license=args.accept_license, progress=show,
+            tasks,
+            config,
+            options,
+            src_fs=src_fs,
+            dst_fs=dst_fs,
+            actors=args.actors,
+            cpus_per_actor=args.cpus_per_actor or 1,
+            gpus_per_actor=args.gpus_per_actor or 0,
+            batch_size=args.batch_size or 1,
+            address=args.address,
+            overwrite=args.overwrite,
+            accept_license=args.accept_license,
+            progress=show,
             verbose=os.environ.get("NUGGY_RAY_VERBOSE") == "1",
         )
     except (NuggyError, ModelSourceError, OSError, ValueError, RuntimeError) as exc:

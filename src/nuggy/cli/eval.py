@@ -38,9 +38,15 @@ def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
     g.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     g.add_argument("--accept-license", metavar="ID", help="accept a gated model's licence (agpl-3.0)")
-    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a pipeline setting, e.g. --set tta=false --set refine_radius=8 "
-                        "(repeatable; names as in PipelineConfig)")
+    g.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a pipeline setting, e.g. --set tta=false --set refine_radius=8 "
+        "(repeatable; names as in PipelineConfig)",
+    )
 
 
 def config_from_args(args):
@@ -58,33 +64,56 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("data", nargs="?", metavar="DATA", help="dataset folder (optional with --compare)")
     d = p.add_argument_group("dataset")
-    d.add_argument("--layout", choices=["generic", "composition", "dis5k", "am2k", "alphamatting"],
-                   help="dataset layout (default: detected)")
-    d.add_argument("--split", default="all", metavar="tune|check|all",
-                   help="score one half of the set, fixed by a hash of the names (default: all)")
-    d.add_argument("--subset", metavar="NAME", help="sub-folder of a folder of sets (DIS-VD, "
-                                                    "validation) or alphamatting set (training_lowres)")
-    d.add_argument("--trimap-set", metavar="NAME", help="alphamatting trimap folder (default: the first, Trimap1)")
-    d.add_argument("--limit", type=int, default=None, metavar="N",
-                   help="score the first N images of the split only")
+    d.add_argument(
+        "--layout",
+        choices=["generic", "composition", "dis5k", "am2k", "alphamatting"],
+        help="dataset layout (default: detected)",
+    )
+    d.add_argument(
+        "--split",
+        default="all",
+        metavar="tune|check|all",
+        help="score one half of the set, fixed by a hash of the names (default: all)",
+    )
+    d.add_argument(
+        "--subset",
+        metavar="NAME",
+        help="sub-folder of a folder of sets (DIS-VD, validation) or alphamatting set (training_lowres)",
+    )
+    d.add_argument(
+        "--trimap-set", metavar="NAME", help="alphamatting trimap folder (default: the first, Trimap1)"
+    )
+    d.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="score the first N images of the split only"
+    )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--predictions", metavar="DIR", help="score these masks instead of running a model")
-    src.add_argument("--compare", nargs=2, metavar=("REPORT_A", "REPORT_B"),
-                     help="compare two report folders (Δ = B − A)")
+    src.add_argument(
+        "--compare", nargs=2, metavar=("REPORT_A", "REPORT_B"), help="compare two report folders (Δ = B − A)"
+    )
     add_pipeline_arguments(p)
     r = p.add_argument_group("scoring and report")
-    r.add_argument("--region", choices=["whole", "unknown", "both"], default=None,
-                   help="matting-metric region (default: both when every image has a trimap, "
-                        "else whole)")
+    r.add_argument(
+        "--region",
+        choices=["whole", "unknown", "both"],
+        default=None,
+        help="matting-metric region (default: both when every image has a trimap, else whole)",
+    )
     r.add_argument("-o", "--output", metavar="DIR", help="write the report (or comparison) here")
-    r.add_argument("--save-predictions", action="store_true",
-                   help="also write every prediction to DIR/predictions/ (for --compare sheets "
-                        "and re-scoring)")
+    r.add_argument(
+        "--save-predictions",
+        action="store_true",
+        help="also write every prediction to DIR/predictions/ (for --compare sheets and re-scoring)",
+    )
     r.add_argument("--worst", type=int, default=6, metavar="N", help="worst cases in the contact sheet")
     r.add_argument("--rank-by", metavar="METRIC", help="metric ranking the worst cases (default sad_whole)")
     r.add_argument("--no-plots", action="store_true", help="skip the bar charts")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar (default: on a terminal only)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal only)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print the summary and errors only")
 
 
@@ -103,8 +132,10 @@ def _split_args(args, note=None) -> tuple[str, str | None]:
         if subset is not None:
             raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {part!r}")
         if note is not None:
-            note(f"note: --split {part} names a sub-folder; that is --subset {part} now "
-                 "(--split picks the tune/check half)")
+            note(
+                f"note: --split {part} names a sub-folder; that is --subset {part} now "
+                "(--split picks the tune/check half)"
+            )
         part, subset = "all", part
     return part, subset
 
@@ -226,8 +257,13 @@ def run(args) -> int:
     out = Path(args.output) if args.output else None
     try:
         ev = evaluate(
-            ds, predict, regions=regions, source=source, progress=show,
-            keep_worst=args.worst if out else 0, rank_by=args.rank_by,
+            ds,
+            predict,
+            regions=regions,
+            source=source,
+            progress=show,
+            keep_worst=args.worst if out else 0,
+            rank_by=args.rank_by,
             save_predictions=out / "predictions" if (out and args.save_predictions) else None,
             split=split,
         )

@@ -14,21 +14,38 @@ def add_hint_arguments(p: argparse.ArgumentParser) -> None:
         "pixel coordinates of the photo, x right, y down; see the README section "
         "'Fixing a cut-out with hints'",
     )
-    g.add_argument("--box", metavar="X0,Y0,X1,Y1",
-                   help="the subject lies inside this box (x1, y1: one past the right/bottom "
-                        "pixel); the model runs on it, outside is background")
-    g.add_argument("--keep", metavar="X,Y", action="append", default=None,
-                   help="a click on the subject (repeatable)")
-    g.add_argument("--drop", metavar="X,Y", action="append", default=None,
-                   help="a click on background the model took for subject (repeatable)")
-    g.add_argument("--hints", metavar="PATH", dest="hint_image",
-                   help="hint image, same size as the photo: white (255) keep, black (0) drop, "
-                        "grey 128 or transparent no hint")
+    g.add_argument(
+        "--box",
+        metavar="X0,Y0,X1,Y1",
+        help="the subject lies inside this box (x1, y1: one past the right/bottom "
+        "pixel); the model runs on it, outside is background",
+    )
+    g.add_argument(
+        "--keep", metavar="X,Y", action="append", default=None, help="a click on the subject (repeatable)"
+    )
+    g.add_argument(
+        "--drop",
+        metavar="X,Y",
+        action="append",
+        default=None,
+        help="a click on background the model took for subject (repeatable)",
+    )
+    g.add_argument(
+        "--hints",
+        metavar="PATH",
+        dest="hint_image",
+        help="hint image, same size as the photo: white (255) keep, black (0) drop, "
+        "grey 128 or transparent no hint",
+    )
 
 
 def any_hints(args) -> bool:
-    return bool(getattr(args, "box", None) or getattr(args, "keep", None)
-                or getattr(args, "drop", None) or getattr(args, "hint_image", None))
+    return bool(
+        getattr(args, "box", None)
+        or getattr(args, "keep", None)
+        or getattr(args, "drop", None)
+        or getattr(args, "hint_image", None)
+    )
 
 
 def hints_from_args(args, n_jobs: int, src: str | None = None):
@@ -37,16 +54,26 @@ def hints_from_args(args, n_jobs: int, src: str | None = None):
     the image is read). Raises UsageError (a HintError)."""
     if not any_hints(args):
         return None
-    given = [f for f, v in (("--box", args.box), ("--keep", args.keep), ("--drop", args.drop),
-                            ("--hints", args.hint_image)) if v]
+    given = [
+        f
+        for f, v in (
+            ("--box", args.box),
+            ("--keep", args.keep),
+            ("--drop", args.drop),
+            ("--hints", args.hint_image),
+        )
+        if v
+    ]
     if n_jobs != 1:
         raise UsageError(
             f"{', '.join(given)} {'take' if len(given) > 1 else 'takes'} exactly one INPUT (hints are pixel positions on one photo); "
             f"got {n_jobs} inputs"
         )
     if getattr(args, "trimap", None):
-        raise UsageError(f"--trimap and {', '.join(given)} cannot be combined: a trimap already "
-                         "says what is subject (draw the fix into it instead)")
+        raise UsageError(
+            f"--trimap and {', '.join(given)} cannot be combined: a trimap already "
+            "says what is subject (draw the fix into it instead)"
+        )
     from nuggy.pipeline.hints import Hints, load_hint_image, parse_box, parse_point
 
     box = parse_box(args.box, option="--box") if args.box else None

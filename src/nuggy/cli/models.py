@@ -47,8 +47,17 @@ def run(args) -> int:
             for s in list_models():
                 cached = "yes" if sources.cached_path(s) else "no"
                 lic = s.licence + (" (opt-in)" if s.licence_gate else "")
-                rows.append((s.name, s.architecture, f"{s.input_size[0]}²",
-                             f"{s.size / 1e6:.0f} MB", lic, cached, s.description))
+                rows.append(
+                    (
+                        s.name,
+                        s.architecture,
+                        f"{s.input_size[0]}²",
+                        f"{s.size / 1e6:.0f} MB",
+                        lic,
+                        cached,
+                        s.description,
+                    )
+                )
             widths = [max(len(r[i]) for r in rows) for i in range(6)]
             for r in rows:
                 print("  ".join(c.ljust(w) for c, w in zip(r[:6], widths)) + "  " + r[6])
@@ -57,8 +66,10 @@ def run(args) -> int:
             if gated:
                 for gate in sorted({s.licence_gate for s in list_models() if s.licence_gate}):
                     names = [s.name for s in list_models() if s.licence_gate == gate]
-                    print(f"{', '.join(names)}: {gate.upper()} weights; fetch with "
-                          f"'nuggy models pull NAME --accept-license {gate}'")
+                    print(
+                        f"{', '.join(names)}: {gate.upper()} weights; fetch with "
+                        f"'nuggy models pull NAME --accept-license {gate}'"
+                    )
             return 0
         if args.action == "pull":
             path = sources.pull(args.name, accept_license=args.accept_license, force=args.force)
@@ -68,8 +79,11 @@ def run(args) -> int:
             spec = get_spec(args.name)
             path = sources.cached_path(spec)
             if path is None:
-                print(f"nuggy models: {args.name} is not in the cache; fetch it with "
-                      f"'nuggy models pull {args.name}'", file=sys.stderr)
+                print(
+                    f"nuggy models: {args.name} is not in the cache; fetch it with "
+                    f"'nuggy models pull {args.name}'",
+                    file=sys.stderr,
+                )
                 return 1
             print(path)
             return 0
@@ -77,20 +91,19 @@ def run(args) -> int:
             try:
                 import torch  # noqa: F401
             except ImportError:
-                print("nuggy models: this needs PyTorch; install it with "
-                      "pip install 'nuggy[torch]'", file=sys.stderr)
+                print(
+                    "nuggy models: this needs PyTorch; install it with pip install 'nuggy[torch]'",
+                    file=sys.stderr,
+                )
                 return 2
             if args.action == "convert":
                 from nuggy.models.convert import convert_registry_model
 
-                print(convert_registry_model(args.name, args.output,
-                                             accept_license=args.accept_license))
+                print(convert_registry_model(args.name, args.output, accept_license=args.accept_license))
                 return 0
-            print(export_checkpoint(args.checkpoint, args.output, arch=args.arch,
-                                    input_size=args.input_size))
+            print(export_checkpoint(args.checkpoint, args.output, arch=args.arch, input_size=args.input_size))
             return 0
-    except (UnknownModelError, sources.ModelSourceError, ValueError, FileNotFoundError,
-            RuntimeError) as exc:
+    except (UnknownModelError, sources.ModelSourceError, ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"nuggy models: {exc}", file=sys.stderr)
         return 2
     return 2
@@ -119,8 +132,9 @@ def _refuse_non_segmentation(checkpoint: str, meta: dict) -> None:
         )
 
 
-def export_checkpoint(checkpoint: str, output: str, *, arch: str | None = None,
-                      input_size: int | None = None):
+def export_checkpoint(
+    checkpoint: str, output: str, *, arch: str | None = None, input_size: int | None = None
+):
     """Export a training checkpoint (or a plain state dict) to ONNX with a parity check.
 
     The architecture and input size come from the checkpoint's ``arch`` / ``input_size``

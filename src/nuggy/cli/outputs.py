@@ -58,8 +58,7 @@ def names_a_file(output: str, formats: Iterable[str], *, inputs: str | None = No
         )
     if inputs is not None:
         raise UsageError(
-            f"-o {output} names one file, but the inputs are {inputs}; name a folder instead "
-            "(end it with /)"
+            f"-o {output} names one file, but the inputs are {inputs}; name a folder instead (end it with /)"
         )
     return True
 

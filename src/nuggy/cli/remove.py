@@ -32,41 +32,70 @@ OUTPUT_TAG = ".nuggy"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs, or - for stdin")
-    p.add_argument("-o", "--output", metavar="PATH",
-                   help="output file (one input), folder (many inputs), or - for stdout")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="output file (one input), folder (many inputs), or - for stdout",
+    )
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--preset", default="default", help="fast | default | best (default: %(default)s)")
-    p.add_argument("--model", default=None, help="registry model, or several joined by '+' (u2netp+isnet: run each, fuse "
-                   "the maps), or auto (default: u2netp; --preset best: auto = u2netp plus every "
-                   "cached model whose licence you accepted; see 'nuggy models list')")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="registry model, or several joined by '+' (u2netp+isnet: run each, fuse "
+        "the maps), or auto (default: u2netp; --preset best: auto = u2netp plus every "
+        "cached model whose licence you accepted; see 'nuggy models list')",
+    )
     p.add_argument("--weights", metavar="PATH", help="use this model file instead of the registry one")
     p.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
-    p.add_argument("--segmenter", choices=["salient", "deeplabv3"], default=None,
-                   help="salient-object model (default) or class-aware DeepLabV3 (needs --class)")
-    p.add_argument("--class", dest="segmenter_class", metavar="NAME",
-                   help="with --segmenter deeplabv3: the class to cut out (cat, dog, person…)")
+    p.add_argument(
+        "--segmenter",
+        choices=["salient", "deeplabv3"],
+        default=None,
+        help="salient-object model (default) or class-aware DeepLabV3 (needs --class)",
+    )
+    p.add_argument(
+        "--class",
+        dest="segmenter_class",
+        metavar="NAME",
+        help="with --segmenter deeplabv3: the class to cut out (cat, dog, person…)",
+    )
     p.add_argument("--accept-license", metavar="ID", help="accept a gated model's licence (agpl-3.0)")
     out = p.add_argument_group("output")
     out.add_argument("--mask-only", action="store_true", help="write the alpha matte (greyscale)")
-    out.add_argument("--bg", metavar="BG",
-                     help="background: white, '#00ff00', R,G,B, an image file, blur[:strength]")
-    out.add_argument("--format", choices=["png", "webp", "tif", "jpg"], default=None,
-                     help="output format for generated names (default png; jpg needs --bg)")
+    out.add_argument(
+        "--bg", metavar="BG", help="background: white, '#00ff00', R,G,B, an image file, blur[:strength]"
+    )
+    out.add_argument(
+        "--format",
+        choices=["png", "webp", "tif", "jpg"],
+        default=None,
+        help="output format for generated names (default png; jpg needs --bg)",
+    )
     out.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
-    out.add_argument("--max-pixels", type=int, default=None,
-                     help="refuse larger images (default 100 MP; NUGGY_MAX_PIXELS)")
+    out.add_argument(
+        "--max-pixels", type=int, default=None, help="refuse larger images (default 100 MP; NUGGY_MAX_PIXELS)"
+    )
     from nuggy.cli.settings import add_setting_arguments
 
     st = p.add_argument_group("pipeline stages (override the preset; ranges in brackets)")
     add_setting_arguments(st)
     mt = p.add_argument_group("trimap")
-    mt.add_argument("--trimap", metavar="PATH",
-                    help="your own trimap (0/128/255, same size as the single INPUT): no segmentation")
+    mt.add_argument(
+        "--trimap",
+        metavar="PATH",
+        help="your own trimap (0/128/255, same size as the single INPUT): no segmentation",
+    )
     from nuggy.cli.hint_options import add_hint_arguments
 
     add_hint_arguments(p)
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar (default: on a terminal only)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal only)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     from nuggy.cli.engines import add_engine_arguments
 
@@ -99,8 +128,10 @@ def _expand(inputs: list[str], recursive: bool, notes: list[str]) -> list[tuple[
                 other.append(f.suffix.lower() or "(no suffix)")
         if other:
             kinds = ", ".join(sorted(set(other)))
-            notes.append(f"{where}: skipped {len(other)} file{'s' * (len(other) != 1)} of "
-                         f"unsupported type ({kinds}); images: {', '.join(sorted(IMAGE_SUFFIXES))}")
+            notes.append(
+                f"{where}: skipped {len(other)} file{'s' * (len(other) != 1)} of "
+                f"unsupported type ({kinds}); images: {', '.join(sorted(IMAGE_SUFFIXES))}"
+            )
 
     for item in inputs:
         if item == "-":
@@ -121,14 +152,16 @@ def _expand(inputs: list[str], recursive: bool, notes: list[str]) -> list[tuple[
     return found
 
 
-def plan_jobs(inputs: list[str], output: str | None, *, recursive: bool, fmt: str | None,
-              notes: list[str] | None = None) -> list[Job]:
+def plan_jobs(
+    inputs: list[str], output: str | None, *, recursive: bool, fmt: str | None, notes: list[str] | None = None
+) -> list[Job]:
     """Map inputs to outputs; never onto an input, never two inputs onto one output. What was
     passed over (files of other types) is added to ``notes``."""
     found = _expand(inputs, recursive, [] if notes is None else notes)
     if not found:
-        raise UsageError(f"no input images found in {', '.join(inputs)} (images: "
-                         f"{', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise UsageError(
+            f"no input images found in {', '.join(inputs)} (images: {', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
     ext = "." + (fmt or "png")
     many = len(found) > 1 or any(base is not None for _, base in found)
     if "-" in [f for f, _ in found] and len(found) > 1:
@@ -165,12 +198,18 @@ def plan_jobs(inputs: list[str], output: str | None, *, recursive: bool, fmt: st
             dst = out_file
         elif out_dir is not None:
             rel = sp.relative_to(base) if base is not None else Path(sp.name)
-            candidates.append((src, str(out_dir / rel.with_suffix(ext)),
-                               str(out_dir / rel.with_name(rel.name + ext))))
+            candidates.append(
+                (src, str(out_dir / rel.with_suffix(ext)), str(out_dir / rel.with_name(rel.name + ext)))
+            )
             dst = None
         else:
-            candidates.append((src, str(sp.with_name(sp.stem + OUTPUT_TAG + ext)),
-                               str(sp.with_name(sp.name + OUTPUT_TAG + ext))))
+            candidates.append(
+                (
+                    src,
+                    str(sp.with_name(sp.stem + OUTPUT_TAG + ext)),
+                    str(sp.with_name(sp.name + OUTPUT_TAG + ext)),
+                )
+            )
             dst = None
         jobs.append(Job(src, dst, src))
     planned = iter(distinct_outputs(candidates))
@@ -212,8 +251,7 @@ def run(args) -> int:
             from nuggy.batch import check_manifest_path
 
             check_manifest_path(args.manifest)
-        jobs = plan_jobs(args.inputs, args.output, recursive=args.recursive, fmt=args.format,
-                         notes=notes)
+        jobs = plan_jobs(args.inputs, args.output, recursive=args.recursive, fmt=args.format, notes=notes)
         config = _config_from_args(args)
         checked = _check_before_work(jobs, config, args)
     except (NuggyError, ValueError, FileNotFoundError) as exc:
@@ -265,8 +303,7 @@ def _check_before_work(jobs: list[Job], config, args) -> dict:
     return {"background": background, "user_trimap": trimap, "hints": hints}
 
 
-def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=None,
-            hints=None) -> int:
+def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=None, hints=None) -> int:
     import time
     from concurrent.futures import ThreadPoolExecutor
 
@@ -283,9 +320,16 @@ def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=
     seconds: dict[int, float] = {}
 
     def record(job: Job, status: str, error: str = "") -> None:
-        records[id(job)] = batch.Record(job.label, job.dst or "", status, error,
-                                        round(seconds.pop(id(job), 0.0), 4), options.model,
-                                        options.preset, options.version)
+        records[id(job)] = batch.Record(
+            job.label,
+            job.dst or "",
+            status,
+            error,
+            round(seconds.pop(id(job), 0.0), 4),
+            options.model,
+            options.preset,
+            options.version,
+        )
 
     inputs = {os.path.abspath(j.src) for j in jobs if j.src != "-"}
     todo: list[Job] = []
@@ -293,8 +337,12 @@ def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=
     skipped = 0
     for j in jobs:
         if j.dst not in (None, "-"):
-            if os.path.abspath(j.dst) in inputs or (j.src != "-" and os.path.exists(j.dst) and _same_file(j.src, j.dst)):
-                failed.append((j.label, f"output {j.dst} is an input file; refusing to overwrite it (use -o)"))
+            if os.path.abspath(j.dst) in inputs or (
+                j.src != "-" and os.path.exists(j.dst) and _same_file(j.src, j.dst)
+            ):
+                failed.append(
+                    (j.label, f"output {j.dst} is an input file; refusing to overwrite it (use -o)")
+                )
                 record(j, batch.FAILED, f"{j.label}: {failed[-1][1]}")
                 continue
             if os.path.exists(j.dst) and not args.overwrite:
@@ -340,12 +388,15 @@ def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=
 
     show = args.progress if args.progress is not None else (sys.stderr.isatty() and not args.quiet)
     written = 0
-    bar = tqdm(total=len(todo), unit="img", disable=not show or len(todo) < 2, file=sys.stderr,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=len(todo), unit="img", disable=not show or len(todo) < 2, file=sys.stderr, dynamic_ncols=True
+    )
     # Decode ahead and encode behind in threads (they release the GIL), so both cores work
     # while inference runs; at most two images are buffered on each side.
-    with ThreadPoolExecutor(1, thread_name_prefix="nuggy-read") as reader, \
-            ThreadPoolExecutor(1, thread_name_prefix="nuggy-write") as writer:
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="nuggy-read") as reader,
+        ThreadPoolExecutor(1, thread_name_prefix="nuggy-write") as writer,
+    ):
         reads = [reader.submit(read, j) for j in todo[:2]]
         writes: list = []
 
@@ -358,8 +409,7 @@ def process(jobs: list[Job], config, args, log, *, background=None, user_trimap=
                     written += 1
                     record(job, batch.OK)
                 except Exception as exc:  # noqa: BLE001 - OutputError names the path already
-                    failed.append((job.label, batch.failure_text(job.label, exc, dst=job.dst,
-                                                                 writing=True)))
+                    failed.append((job.label, batch.failure_text(job.label, exc, dst=job.dst, writing=True)))
                     record(job, batch.FAILED, failed[-1][1])
                 bar.update(1)
 

@@ -24,32 +24,76 @@ fetch others first with 'nuggy models pull NAME'."""
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("--host", default=None,
-                   help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
+    p.add_argument(
+        "--host",
+        default=None,
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to the network)",
+    )
     p.add_argument("--port", type=int, default=None, help="port (default 8000)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="uvicorn worker processes, each with its own models (default 1)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="uvicorn worker processes, each with its own models (default 1)",
+    )
     lim = p.add_argument_group("limits")
-    lim.add_argument("--max-upload-mb", type=float, default=None, metavar="MB",
-                     help="largest request body (default 20; 413 beyond)")
-    lim.add_argument("--max-pixels", type=int, default=None, metavar="N",
-                     help="largest image in pixels (default 100000000, as every front end; 413 beyond)")
-    lim.add_argument("--concurrency", type=int, default=None, metavar="N",
-                     help="images processed at once (default 1: one image uses every core)")
-    lim.add_argument("--queue", type=int, default=None, metavar="N",
-                     help="requests that may wait for a slot (default 8; 503 beyond)")
-    lim.add_argument("--timeout", type=float, default=None, metavar="S",
-                     help="seconds per request (default 60; 503 if still queued, 504 if processing)")
-    lim.add_argument("--upload-timeout", type=float, default=None, metavar="S",
-                     help="seconds an upload may take (default 30; 408 beyond)")
+    lim.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=None,
+        metavar="MB",
+        help="largest request body (default 20; 413 beyond)",
+    )
+    lim.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        metavar="N",
+        help="largest image in pixels (default 100000000, as every front end; 413 beyond)",
+    )
+    lim.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        metavar="N",
+        help="images processed at once (default 1: one image uses every core)",
+    )
+    lim.add_argument(
+        "--queue",
+        type=int,
+        default=None,
+        metavar="N",
+        help="requests that may wait for a slot (default 8; 503 beyond)",
+    )
+    lim.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds per request (default 60; 503 if still queued, 504 if processing)",
+    )
+    lim.add_argument(
+        "--upload-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds an upload may take (default 30; 408 beyond)",
+    )
     mod = p.add_argument_group("models")
-    mod.add_argument("--default-model", default=None, metavar="NAME",
-                     help="model used when a request names none (default u2netp)")
-    mod.add_argument("--models", default=None, metavar="A,B",
-                     help="models requests may name (default: every cached registry model)")
+    mod.add_argument(
+        "--default-model",
+        default=None,
+        metavar="NAME",
+        help="model used when a request names none (default u2netp)",
+    )
+    mod.add_argument(
+        "--models",
+        default=None,
+        metavar="A,B",
+        help="models requests may name (default: every cached registry model)",
+    )
     p.add_argument("--no-docs", action="store_true", help="do not serve /docs and /openapi.json")
-    p.add_argument("--log-level", default="info",
-                   choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 
 def settings_from_args(args):
@@ -60,9 +104,7 @@ def settings_from_args(args):
         host=args.host,
         port=args.port,
         workers=args.workers,
-        max_upload_bytes=(
-            int(args.max_upload_mb * 1024 * 1024) if args.max_upload_mb is not None else None
-        ),
+        max_upload_bytes=(int(args.max_upload_mb * 1024 * 1024) if args.max_upload_mb is not None else None),
         max_pixels=args.max_pixels,
         concurrency=args.concurrency,
         queue=args.queue,
@@ -107,8 +149,7 @@ def run(args) -> int:
 
         target = create_app(settings)
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"nuggy serve: listening on {settings.host}: reachable from other machines",
-              file=sys.stderr)
+        print(f"nuggy serve: listening on {settings.host}: reachable from other machines", file=sys.stderr)
     print(f"nuggy serve: http://{settings.host}:{settings.port}/docs", file=sys.stderr)
     uvicorn.run(
         target,

@@ -26,15 +26,14 @@ def add_setting_arguments(group, names: Iterable[str] | None = None) -> None:
         if lim is not None:
             help_text += f" [{lim.lo:g}..{lim.hi:g}]"
         if kind == "bool":
-            group.add_argument(s.flag, dest=s.name, action=argparse.BooleanOptionalAction,
-                               default=None, help=help_text)
+            group.add_argument(
+                s.flag, dest=s.name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
         elif kind == "choice":
-            group.add_argument(s.flag, dest=s.name, choices=choices_of(s.name), default=None,
-                               help=help_text)
+            group.add_argument(s.flag, dest=s.name, choices=choices_of(s.name), default=None, help=help_text)
         else:
             typ = {"int": int, "float": float}.get(kind, str)
-            group.add_argument(s.flag, dest=s.name, type=typ, default=None, metavar=s.metavar,
-                               help=help_text)
+            group.add_argument(s.flag, dest=s.name, type=typ, default=None, metavar=s.metavar, help=help_text)
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
@@ -70,6 +69,9 @@ def config_from_args(args: argparse.Namespace, **fixed):
     for name in ("model", "weights", "backend"):
         overrides.pop(name, None)
     return build_config(
-        getattr(args, "preset", "default"), model=model, weights=weights, backend=backend,
+        getattr(args, "preset", "default"),
+        model=model,
+        weights=weights,
+        backend=backend,
         **overrides,
     )

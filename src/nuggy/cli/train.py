@@ -24,11 +24,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--config", "-c", help="training config (YAML)")
     p.add_argument("--resume", metavar="CKPT", help="continue from last.pt (or a run directory)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. optim.lr=1e-4 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. optim.lr=1e-4 (repeatable)",
+    )
     p.add_argument("--output-dir", "-o", help="shortcut for --set train.output_dir=DIR")
-    p.add_argument("--check", action="store_true",
-                   help="validate the config and list the datasets, then exit")
+    p.add_argument(
+        "--check", action="store_true", help="validate the config and list the datasets, then exit"
+    )
 
 
 def run(args) -> int:
@@ -36,8 +43,7 @@ def run(args) -> int:
         from nuggy.train.config import ConfigError, config_from_dict, config_to_yaml, load_config
         from nuggy.train.data import DatasetError
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        print(f"nuggy train: {exc}; install the training extra: pip install 'nuggy[train]'",
-              file=sys.stderr)
+        print(f"nuggy train: {exc}; install the training extra: pip install 'nuggy[train]'", file=sys.stderr)
         return 2
     overrides = list(args.overrides or [])
     if args.output_dir:
@@ -81,7 +87,6 @@ def run(args) -> int:
         best = res.get("best")
         msg = f"done at step {res['step']}: {res['last']}"
         if best:
-            msg += (f"; best {best['metric']}={best['value']:.4g} at step {best['step']} "
-                    f"({res['best_path']})")
+            msg += f"; best {best['metric']}={best['value']:.4g} at step {best['step']} ({res['best_path']})"
         print(msg, file=sys.stderr)
     return 0

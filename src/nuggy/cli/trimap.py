@@ -22,23 +22,50 @@ SUFFIX = ".trimap.png"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files")
-    p.add_argument("-o", "--output", metavar="PATH",
-                   help="output file (one input) or folder (default: INPUT.trimap.png beside it)")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="output file (one input) or folder (default: INPUT.trimap.png beside it)",
+    )
     p.add_argument("--preset", default="default", help="fast | default | best (segmentation stages)")
     p.add_argument("--model", default=None, help="registry model (default: u2netp)")
     p.add_argument("--weights", metavar="PATH", help="use this model file instead of the registry one")
     p.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
-    p.add_argument("--segmenter", choices=["salient", "deeplabv3"], default=None,
-                   help="salient-object model (default) or class-aware DeepLabV3 (needs --class)")
-    p.add_argument("--class", dest="segmenter_class", metavar="NAME",
-                   help="with --segmenter deeplabv3: the class (cat, dog, person…)")
+    p.add_argument(
+        "--segmenter",
+        choices=["salient", "deeplabv3"],
+        default=None,
+        help="salient-object model (default) or class-aware DeepLabV3 (needs --class)",
+    )
+    p.add_argument(
+        "--class",
+        dest="segmenter_class",
+        metavar="NAME",
+        help="with --segmenter deeplabv3: the class (cat, dog, person…)",
+    )
     p.add_argument("--accept-license", metavar="ID", help="accept a gated model's licence (agpl-3.0)")
     from nuggy.cli.settings import add_setting_arguments
 
     st = p.add_argument_group("segmentation stages before the trimap (override the preset)")
-    add_setting_arguments(st, ("tta", "interior", "interior_depth", "refine", "refine_radius",
-                               "refine_eps", "refine_band", "islands", "island_min_area",
-                               "fill_holes", "hole_max_area", "trimap_band", "threads"))
+    add_setting_arguments(
+        st,
+        (
+            "tta",
+            "interior",
+            "interior_depth",
+            "refine",
+            "refine_radius",
+            "refine_eps",
+            "refine_band",
+            "islands",
+            "island_min_area",
+            "fill_holes",
+            "hole_max_area",
+            "trimap_band",
+            "threads",
+        ),
+    )
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
 

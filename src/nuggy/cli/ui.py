@@ -16,12 +16,18 @@ download PNGs (a ZIP for many). Runs: python -m streamlit run <nuggy/ui/app.py>.
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default %(default)s; 0.0.0.0 exposes it)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s; 0.0.0.0 exposes it)"
+    )
     p.add_argument("--port", type=int, default=8501, help="port (default %(default)s)")
     p.add_argument("--preset", default=None, help="preset selected at start (default: default)")
-    p.add_argument("--max-upload-mb", type=int, default=50, metavar="MB",
-                   help="largest upload per file (default %(default)s)")
+    p.add_argument(
+        "--max-upload-mb",
+        type=int,
+        default=50,
+        metavar="MB",
+        help="largest upload per file (default %(default)s)",
+    )
     p.add_argument("--open", action="store_true", help="open the app in a browser")
 
 
@@ -30,13 +36,23 @@ def streamlit_command(args) -> list[str]:
     from nuggy.ui import APP_PATH
 
     return [
-        sys.executable, "-m", "streamlit", "run", str(APP_PATH),
-        "--server.headless", "true",
-        "--server.address", args.host,
-        "--server.port", str(args.port),
-        "--server.maxUploadSize", str(args.max_upload_mb),
-        "--browser.gatherUsageStats", "false",
-        "--client.toolbarMode", "minimal",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_PATH),
+        "--server.headless",
+        "true",
+        "--server.address",
+        args.host,
+        "--server.port",
+        str(args.port),
+        "--server.maxUploadSize",
+        str(args.max_upload_mb),
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
     ]
 
 
@@ -47,16 +63,20 @@ def run(args) -> int:
     import subprocess
 
     if importlib.util.find_spec("streamlit") is None:
-        print("nuggy ui: streamlit is not installed; install the ui extra:\n"
-              "  pip install 'nuggy[ui]'", file=sys.stderr)
+        print(
+            "nuggy ui: streamlit is not installed; install the ui extra:\n  pip install 'nuggy[ui]'",
+            file=sys.stderr,
+        )
         return 2
     env = dict(os.environ)
     if args.preset:
         from nuggy.pipeline.config import PRESETS
 
         if args.preset not in PRESETS:
-            print(f"nuggy ui: unknown preset {args.preset!r}; choose one of: "
-                  f"{', '.join(PRESETS)}", file=sys.stderr)
+            print(
+                f"nuggy ui: unknown preset {args.preset!r}; choose one of: {', '.join(PRESETS)}",
+                file=sys.stderr,
+            )
             return 2
         env["NUGGY_UI_PRESET"] = args.preset
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"

@@ -84,20 +84,38 @@ def remove_dataset(
     preflight(cfg)
     pixel_limit(max_pixels)
     if format_for("x." + fmt) == "JPEG" and not (bg or mask_only):
-        raise UsageError("fmt='jpg': JPEG has no transparency: add bg= (e.g. 'white') or "
-                         "mask_only=True, or write png / webp")
+        raise UsageError(
+            "fmt='jpg': JPEG has no transparency: add bg= (e.g. 'white') or "
+            "mask_only=True, or write png / webp"
+        )
     background = parse_background(bg) if bg else None
     if manifest:
         check_manifest_path(manifest)
     require_ray()
     tasks, src_fs, dst_fs = plan_dataset(src, dst, recursive=recursive, fmt=fmt)
-    options = OutputOptions(mask_only=mask_only, background=background, max_pixels=max_pixels,
-                            model=model_label(cfg), preset=preset)
-    records = run_tasks(tasks, cfg, options, src_fs=src_fs, dst_fs=dst_fs, actors=actors,
-                        cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,
-                        batch_size=batch_size, address=address, overwrite=overwrite,
-                        accept_license=accept_license, actor_restarts=actor_restarts,
-                        progress=progress)
+    options = OutputOptions(
+        mask_only=mask_only,
+        background=background,
+        max_pixels=max_pixels,
+        model=model_label(cfg),
+        preset=preset,
+    )
+    records = run_tasks(
+        tasks,
+        cfg,
+        options,
+        src_fs=src_fs,
+        dst_fs=dst_fs,
+        actors=actors,
+        cpus_per_actor=cpus_per_actor,
+        gpus_per_actor=gpus_per_actor,
+        batch_size=batch_size,
+        address=address,
+        overwrite=overwrite,
+        accept_license=accept_license,
+        actor_restarts=actor_restarts,
+        progress=progress,
+    )
     if manifest:
         mfs, mpath = split_uri(manifest)
         return write_manifest(mpath, records, filesystem=mfs)

@@ -40,9 +40,17 @@ class CutOutActor:
         cpus: the actor's CPUs (OpenCV's thread pool is limited to them too).
     """
 
-    def __init__(self, config, options: OutputOptions, src_fs=None, dst_fs=None, *,
-                 cpus: int = 1, accept_license: str | None = None,
-                 exit_after: str | None = None) -> None:
+    def __init__(
+        self,
+        config,
+        options: OutputOptions,
+        src_fs=None,
+        dst_fs=None,
+        *,
+        cpus: int = 1,
+        accept_license: str | None = None,
+        exit_after: str | None = None,
+    ) -> None:
         self.options, self.src_fs, self.dst_fs = options, src_fs, dst_fs
         self.error: str | None = None
         self.exit_after, self.done = exit_after, 0
@@ -62,16 +70,33 @@ class CutOutActor:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         rows: list[Record] = []
-        for src, dst, label, dst_label in zip(batch["src"], batch["dst"], batch["label"],
-                                              batch["dst_label"]):
+        for src, dst, label, dst_label in zip(batch["src"], batch["dst"], batch["label"], batch["dst_label"]):
             src, dst, label, dst_label = str(src), str(dst), str(label), str(dst_label)
             if self.error:
-                rows.append(Record(label, dst_label, FAILED, f"{label}: {self.error}",
-                                   model=self.options.model, preset=self.options.preset,
-                                   nuggy_version=self.options.version))
+                rows.append(
+                    Record(
+                        label,
+                        dst_label,
+                        FAILED,
+                        f"{label}: {self.error}",
+                        model=self.options.model,
+                        preset=self.options.preset,
+                        nuggy_version=self.options.version,
+                    )
+                )
                 continue
-            rows.append(cut_file(self.pipe, src, dst, self.options, src_fs=self.src_fs,
-                                 dst_fs=self.dst_fs, label=label, dst_label=dst_label))
+            rows.append(
+                cut_file(
+                    self.pipe,
+                    src,
+                    dst,
+                    self.options,
+                    src_fs=self.src_fs,
+                    dst_fs=self.dst_fs,
+                    label=label,
+                    dst_label=dst_label,
+                )
+            )
             self.done += 1
             self._maybe_exit()
         out = {k: [getattr(r, k) for r in rows] for k in Record.__dataclass_fields__}
@@ -93,18 +118,35 @@ def _start_ray(address: str | None, verbose: bool):
 
     started = False
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, ignore_reinit_error=True,
-                 logging_level=logging.INFO if verbose else logging.WARNING,
-                 log_to_driver=verbose)
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            ignore_reinit_error=True,
+            logging_level=logging.INFO if verbose else logging.WARNING,
+            log_to_driver=verbose,
+        )
         started = True
     return ray, started
 
 
-def run_tasks(tasks: list[Task], config, options: OutputOptions, *, src_fs=None, dst_fs=None,
-              actors: int | None = None, cpus_per_actor: float = 1, gpus_per_actor: float = 0,
-              batch_size: int = 1, address: str | None = None, overwrite: bool = False,
-              accept_license: str | None = None, actor_restarts: int = 3,
-              progress: bool = False, verbose: bool = False) -> list[Record]:
+def run_tasks(
+    tasks: list[Task],
+    config,
+    options: OutputOptions,
+    *,
+    src_fs=None,
+    dst_fs=None,
+    actors: int | None = None,
+    cpus_per_actor: float = 1,
+    gpus_per_actor: float = 0,
+    batch_size: int = 1,
+    address: str | None = None,
+    overwrite: bool = False,
+    accept_license: str | None = None,
+    actor_restarts: int = 3,
+    progress: bool = False,
+    verbose: bool = False,
+) -> list[Record]:
     """Run ``tasks`` on Ray Data; returns one :class:`Record` per task, in task order.
 
     Outputs that exist are skipped unless ``overwrite`` (so a rerun resumes); an output that is
@@ -117,10 +159,12 @@ def run_tasks(tasks: list[Task], config, options: OutputOptions, *, src_fs=None,
             be fetched or loaded (checked in this process before Ray starts).
     """
     if cpus_per_actor <= 0 or gpus_per_actor < 0 or batch_size < 1 or (actors is not None and actors < 1):
-        raise UsageError("--actors and --batch-size must be >= 1, --cpus-per-actor > 0 and "
-                         "--gpus-per-actor >= 0")
+        raise UsageError(
+            "--actors and --batch-size must be >= 1, --cpus-per-actor > 0 and --gpus-per-actor >= 0"
+        )
     common = dict(model=options.model, preset=options.preset, nuggy_version=options.version)
     records: dict[int, Record] = {}
+
     def key(label: str) -> str:
         return os.path.abspath(label) if dst_fs is None and src_fs is None else label
 
@@ -129,8 +173,13 @@ def run_tasks(tasks: list[Task], config, options: OutputOptions, *, src_fs=None,
     todo: list[tuple[int, Task]] = []
     for i, (t, there) in enumerate(zip(tasks, exists)):
         if key(t.dst_label) in inputs:
-            records[i] = Record(t.label, t.dst_label, FAILED, f"{t.label}: output {t.dst_label} is "
-                                "an input file; refusing to overwrite it (use -o)", **common)
+            records[i] = Record(
+                t.label,
+                t.dst_label,
+                FAILED,
+                f"{t.label}: output {t.dst_label} is an input file; refusing to overwrite it (use -o)",
+                **common,
+            )
         elif there and not overwrite:
             records[i] = Record(t.label, t.dst_label, SKIPPED, **common)
             log.debug("skip %s: %s exists (--overwrite to replace)", t.label, t.dst_label)
@@ -143,16 +192,44 @@ def run_tasks(tasks: list[Task], config, options: OutputOptions, *, src_fs=None,
 
         Pipeline(dataclasses.replace(config, threads=1), accept_license=accept_license).load()
     if todo:
-        _run_on_ray(todo, records, config, options, src_fs=src_fs, dst_fs=dst_fs, actors=actors,
-                    cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,
-                    batch_size=batch_size, address=address, accept_license=accept_license,
-                    actor_restarts=actor_restarts, progress=progress, verbose=verbose)
+        _run_on_ray(
+            todo,
+            records,
+            config,
+            options,
+            src_fs=src_fs,
+            dst_fs=dst_fs,
+            actors=actors,
+            cpus_per_actor=cpus_per_actor,
+            gpus_per_actor=gpus_per_actor,
+            batch_size=batch_size,
+            address=address,
+            accept_license=accept_license,
+            actor_restarts=actor_restarts,
+            progress=progress,
+            verbose=verbose,
+        )
     return [records[i] for i in range(len(tasks))]
 
 
-def _run_on_ray(todo, records, config, options, *, src_fs, dst_fs, actors, cpus_per_actor,
-                gpus_per_actor, batch_size, address, accept_license, actor_restarts, progress,
-                verbose) -> None:
+def _run_on_ray(
+    todo,
+    records,
+    config,
+    options,
+    *,
+    src_fs,
+    dst_fs,
+    actors,
+    cpus_per_actor,
+    gpus_per_actor,
+    batch_size,
+    address,
+    accept_license,
+    actor_restarts,
+    progress,
+    verbose,
+) -> None:
     from tqdm import tqdm
 
     ray, started = _start_ray(address, verbose)
@@ -179,8 +256,9 @@ def _run_on_ray(todo, records, config, options, *, src_fs, dst_fs, actors, cpus_
         if gpus_per_actor and config.providers is None:
             changes["providers"] = ("CUDAExecutionProvider", "CPUExecutionProvider")
         cfg = dataclasses.replace(config, **changes)
-        items = [{"i": i, "src": t.src, "dst": t.dst, "label": t.label, "dst_label": t.dst_label}
-                 for i, t in todo]
+        items = [
+            {"i": i, "src": t.src, "dst": t.dst, "label": t.label, "dst_label": t.dst_label} for i, t in todo
+        ]
         ds = ray.data.from_items(items, override_num_blocks=min(len(items), actors * 4))
         with warnings.catch_warnings():
             # Ray 2.60 names max_restarts / max_task_retries only through **ray_remote_args
@@ -189,17 +267,24 @@ def _run_on_ray(todo, records, config, options, *, src_fs, dst_fs, actors, cpus_
             warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
             order = ds.map_batches(
                 CutOutActor,
-                fn_constructor_kwargs=dict(config=cfg, options=options, src_fs=src_fs,
-                                           dst_fs=dst_fs, cpus=threads,
-                                           accept_license=accept_license,
-                                           exit_after=os.environ.get(TEST_EXIT_ENV) or None),
-                batch_size=batch_size, batch_format="numpy",
+                fn_constructor_kwargs=dict(
+                    config=cfg,
+                    options=options,
+                    src_fs=src_fs,
+                    dst_fs=dst_fs,
+                    cpus=threads,
+                    accept_license=accept_license,
+                    exit_after=os.environ.get(TEST_EXIT_ENV) or None,
+                ),
+                batch_size=batch_size,
+                batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=actors),
-                num_cpus=cpus_per_actor, num_gpus=gpus_per_actor or None,
-                max_restarts=actor_restarts, max_task_retries=max(actor_restarts, 0),
+                num_cpus=cpus_per_actor,
+                num_gpus=gpus_per_actor or None,
+                max_restarts=actor_restarts,
+                max_task_retries=max(actor_restarts, 0),
             )
-        bar = tqdm(total=len(todo), unit="img", disable=not progress, file=sys.stderr,
-                   dynamic_ncols=True)
+        bar = tqdm(total=len(todo), unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True)
         try:
             for row in order.iter_rows():
                 rec = Record(**{k: row[k] for k in Record.__dataclass_fields__})
@@ -210,14 +295,22 @@ def _run_on_ray(todo, records, config, options, *, src_fs, dst_fs, actors, cpus_
                 why = "interrupted (Ctrl-C)"
             else:
                 why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            log.error("nuggy: the Ray job stopped (%s); rerun the same command to resume: "
-                      "finished outputs are skipped", why)
+            log.error(
+                "nuggy: the Ray job stopped (%s); rerun the same command to resume: "
+                "finished outputs are skipped",
+                why,
+            )
             for i, t in todo:
                 if i not in records:
-                    records[i] = Record(t.label, t.dst_label, FAILED,
-                                        f"{t.label}: not finished: the Ray job stopped ({why}); "
-                                        "rerun to resume", model=options.model,
-                                        preset=options.preset, nuggy_version=options.version)
+                    records[i] = Record(
+                        t.label,
+                        t.dst_label,
+                        FAILED,
+                        f"{t.label}: not finished: the Ray job stopped ({why}); rerun to resume",
+                        model=options.model,
+                        preset=options.preset,
+                        nuggy_version=options.version,
+                    )
         finally:
             bar.close()
     finally:
@@ -232,4 +325,3 @@ def log_summary(records: list[Record], *, quiet: bool = False) -> None:
             print(f"error: {r.error}", file=sys.stderr)
     if not quiet or any(r.status == FAILED for r in records):
         print(summary_line(records), file=sys.stderr)
-

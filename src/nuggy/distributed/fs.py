@@ -34,8 +34,10 @@ def split_uri(location: str):
     try:
         return pafs.FileSystem.from_uri(str(location))
     except (ValueError, OSError, ImportError) as exc:
-        raise UsageError(f"{location}: cannot open this location ({exc}); use a local path or a "
-                         "URI pyarrow.fs supports (s3://, gs://, hdfs://, file://)") from None
+        raise UsageError(
+            f"{location}: cannot open this location ({exc}); use a local path or a "
+            "URI pyarrow.fs supports (s3://, gs://, hdfs://, file://)"
+        ) from None
 
 
 def is_local(filesystem) -> bool:

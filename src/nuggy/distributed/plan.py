@@ -51,8 +51,9 @@ def plan_dataset(src: str | list[str], dst: str, *, recursive: bool = True, fmt:
         raise UsageError("no inputs given")
     prefixes = {_scheme_prefix(loc) for loc in locations}
     if len(prefixes) > 1:
-        raise UsageError(f"inputs on different filesystems ({', '.join(sorted(prefixes))}): run "
-                         "them separately")
+        raise UsageError(
+            f"inputs on different filesystems ({', '.join(sorted(prefixes))}): run them separately"
+        )
     prefix = prefixes.pop()
     src_fs, _ = split_uri(locations[0])
     fs_for_listing = src_fs or pafs.LocalFileSystem()
@@ -71,26 +72,36 @@ def plan_dataset(src: str | list[str], dst: str, *, recursive: bool = True, fmt:
             for f in sorted(fs_for_listing.get_file_info(sel), key=lambda i: i.path):
                 if f.type != pafs.FileType.File:
                     continue
-                rel = f.path[len(path.rstrip("/")) + 1:] if f.path.startswith(path.rstrip("/") + "/") \
+                rel = (
+                    f.path[len(path.rstrip("/")) + 1 :]
+                    if f.path.startswith(path.rstrip("/") + "/")
                     else f.base_name
+                )
                 name = PurePosixPath(rel).name
-                if (name.startswith(".") or OUTPUT_TAG in name
-                        or any(part.startswith(".") for part in PurePosixPath(rel).parts[:-1])
-                        or PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES):
+                if (
+                    name.startswith(".")
+                    or OUTPUT_TAG in name
+                    or any(part.startswith(".") for part in PurePosixPath(rel).parts[:-1])
+                    or PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES
+                ):
                     continue
                 found.append((f.path, rel))
         else:  # a file, or a missing one (recorded as failed, as in local mode)
             found.append((path, PurePosixPath(path).name))
     if not found:
-        raise UsageError(f"no input images found in {', '.join(locations)} (images: "
-                         f"{', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise UsageError(
+            f"no input images found in {', '.join(locations)} (images: {', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
     ext = "." + fmt
     candidates = []
     for path, rel in found:
         r = PurePosixPath(rel)
-        candidates.append((path, join(dst_root, str(r.with_suffix(ext))),
-                           join(dst_root, str(r.with_name(r.name + ext)))))
+        candidates.append(
+            (path, join(dst_root, str(r.with_suffix(ext))), join(dst_root, str(r.with_name(r.name + ext))))
+        )
     outs = distinct_outputs(candidates)
-    tasks = [Task(p, o, prefix + p if prefix else p, dst_prefix + o if dst_prefix else o)
-             for (p, _), o in zip(found, outs)]
+    tasks = [
+        Task(p, o, prefix + p if prefix else p, dst_prefix + o if dst_prefix else o)
+        for (p, _), o in zip(found, outs)
+    ]
     return tasks, src_fs, dst_fs

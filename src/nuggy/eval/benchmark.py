@@ -176,8 +176,14 @@ def run_benchmark(
     shapes = [target_shape(p, aspect) for p in parsed]
     order = sorted(range(len(parsed)), key=lambda i: shapes[i][0] * shapes[i][1])
     results: dict[int, dict] = {}
-    bar = tqdm(total=len(parsed) * (runs + warmup), unit="run", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True, desc="bench")
+    bar = tqdm(
+        total=len(parsed) * (runs + warmup),
+        unit="run",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        desc="bench",
+    )
     for i in order:
         h, w = shapes[i]
         image = synth_image((h, w), src)
@@ -216,8 +222,10 @@ def run_benchmark(
         results[i] = row
         del image
         if log:
-            log(f"{row['label']} ({w}×{h}): {mean_total * 1000:.0f} ms/img, "
-                f"peak RSS {row['peak_rss_mb']:.0f} MB")
+            log(
+                f"{row['label']} ({w}×{h}): {mean_total * 1000:.0f} ms/img, "
+                f"peak RSS {row['peak_rss_mb']:.0f} MB"
+            )
     bar.close()
     from dataclasses import asdict
 
@@ -248,8 +256,11 @@ def bench_markdown(result: dict) -> str:
     for r in result["sizes"]:
         for k in r["stages"]:
             stages[k] = None
-    header = ["size", "W×H", "MP"] + [f"{k} ms" for k in stages] + [
-        "total ms", "img/s", "peak RSS MB", "peak − baseline MB"]
+    header = (
+        ["size", "W×H", "MP"]
+        + [f"{k} ms" for k in stages]
+        + ["total ms", "img/s", "peak RSS MB", "peak − baseline MB"]
+    )
     rows = []
     for r in result["sizes"]:
         peak = f"{r['peak_rss_mb']:.0f}" + ("" if r["peak_is_own"] else " (≤)")

@@ -68,9 +68,7 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
 
 
-def composite(
-    fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray, *, linear: bool = False
-) -> np.ndarray:
+def composite(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray, *, linear: bool = False) -> np.ndarray:
     """``α·F + (1 − α)·B`` as float32 H×W×3 in [0, 1].
 
     Args:
@@ -92,9 +90,7 @@ def composite(
     return (a * F + (1.0 - a) * B).astype(np.float32)
 
 
-def fit_background(
-    bg: np.ndarray, shape: tuple[int, int], *, fit: Fit = "dim"
-) -> tuple[np.ndarray, dict]:
+def fit_background(bg: np.ndarray, shape: tuple[int, int], *, fit: Fit = "dim") -> tuple[np.ndarray, dict]:
     """Resize and crop a background (uint8 H×W×3) to ``shape`` = (h, w).
 
     Returns:
@@ -171,7 +167,8 @@ def _list_backgrounds(bg_dir: Path) -> list[Path]:
     if not bg_dir.is_dir():
         raise DatasetError(f"{bg_dir}: background folder not found")
     files = sorted(
-        f for f in bg_dir.rglob("*")
+        f
+        for f in bg_dir.rglob("*")
         if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
     )
     if not files:
@@ -188,9 +185,7 @@ def _prepare_output(out: Path, overwrite: bool) -> list[str]:
             previous = [it["name"] for it in json.loads(manifest.read_text()).get("items", [])]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             previous = []
-    used = manifest.is_file() or any(
-        (out / d).is_dir() and any((out / d).iterdir()) for d in SUBDIRS
-    )
+    used = manifest.is_file() or any((out / d).is_dir() and any((out / d).iterdir()) for d in SUBDIRS)
     if used and not overwrite:
         raise DatasetError(
             f"{out}: already holds a composite set; choose another -o folder or add --overwrite"
@@ -258,8 +253,14 @@ def build_composition(
             raise DatasetError(str(exc)) from None
 
     items: list[dict] = []
-    bar = tqdm(total=len(pairs) * n, unit="img", disable=not progress, file=sys.stderr,
-               dynamic_ncols=True, desc="composite")
+    bar = tqdm(
+        total=len(pairs) * n,
+        unit="img",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        desc="composite",
+    )
     with ThreadPoolExecutor(2, thread_name_prefix="nuggy-composite-write") as writer:
         pending = []
         for pair, bgs in zip(pairs, plan):
@@ -277,15 +278,23 @@ def build_composition(
                 crop, geo = fit_background(load(bg_path), fg.shape[:2], fit=fit)
                 comp = composite(fg, a8, crop, linear=linear)
                 image = np.clip(comp * 255.0 + 0.5, 0, 255).astype(np.uint8)
-                for sub, arr in (("image", image), ("alpha", a8), ("trimap", trimap), ("fg", fg), ("bg", crop)):
+                for sub, arr in (
+                    ("image", image),
+                    ("alpha", a8),
+                    ("trimap", trimap),
+                    ("fg", fg),
+                    ("bg", crop),
+                ):
                     pending.append(writer.submit(save_image, arr, out / sub / f"{name}.png"))
-                items.append({
-                    "name": name,
-                    "fg": str(pair.image),
-                    "alpha": str(pair.alpha),
-                    "bg": str(bg_path),
-                    **geo,
-                })
+                items.append(
+                    {
+                        "name": name,
+                        "fg": str(pair.image),
+                        "alpha": str(pair.alpha),
+                        "bg": str(bg_path),
+                        **geo,
+                    }
+                )
                 if len(pending) > 40:
                     for f in pending[:20]:
                         f.result()
@@ -308,8 +317,11 @@ def build_composition(
         "seed": seed,
         "fit": fit,
         "space": "linear" if linear else "srgb",
-        "trimap": {"method": "dilate unknown (0<alpha<1 and the 0/1 boundary)", "radius": trimap_radius,
-                   "kernel": "ellipse"},
+        "trimap": {
+            "method": "dilate unknown (0<alpha<1 and the 0/1 boundary)",
+            "radius": trimap_radius,
+            "kernel": "ellipse",
+        },
         "sources": {"fg": str(fg_dir), "alpha": str(alpha_dir), "bg": str(bg_dir)},
         "notes": notes,
         "items": items,

@@ -126,9 +126,7 @@ def _images_by_stem(folder: Path) -> dict[str, Path]:
     return found
 
 
-def _pair(
-    root: Path, image_dir: Path, alpha_dir: Path, trimap_dir: Path | None
-) -> list[Sample]:
+def _pair(root: Path, image_dir: Path, alpha_dir: Path, trimap_dir: Path | None) -> list[Sample]:
     """Match the three folders by file stem; every image needs an alpha (and a trimap, if the
     trimap folder exists) and vice versa."""
     for d in (image_dir, alpha_dir):
@@ -154,8 +152,7 @@ def _pair(
         no_trimap = sorted(set(images) - set(trimaps))
         if no_trimap:
             problems.append(
-                f"{len(no_trimap)} image(s) have no trimap in {trimap_dir.name}/: "
-                + _listing(no_trimap)
+                f"{len(no_trimap)} image(s) have no trimap in {trimap_dir.name}/: " + _listing(no_trimap)
             )
     if problems:
         raise DatasetError(
@@ -361,7 +358,8 @@ def check_dataset(dataset: Dataset) -> None:
                     problems.append(_size_message(s, role, sizes["image"], sizes[role]))
     if problems:
         raise DatasetError(
-            f"{dataset.root}: {len(problems)} problem(s):\n  " + "\n  ".join(problems[:50])
+            f"{dataset.root}: {len(problems)} problem(s):\n  "
+            + "\n  ".join(problems[:50])
             + (f"\n  … and {len(problems) - 50} more" if len(problems) > 50 else "")
         )
 

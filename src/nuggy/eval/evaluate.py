@@ -58,11 +58,7 @@ class Metric:
 
 
 METRICS: dict[str, Metric] = {
-    **{
-        f"{m}_{r}": Metric(f"{m.upper()} ({r})", False, ".3f")
-        for r in REGIONS
-        for m in MATTING_METRICS
-    },
+    **{f"{m}_{r}": Metric(f"{m.upper()} ({r})", False, ".3f") for r in REGIONS for m in MATTING_METRICS},
     "iou": Metric("IoU@0.5", True),
     "max_f": Metric("max Fβ", True),
     "weighted_f": Metric("weighted Fβ", True),
@@ -336,8 +332,9 @@ def evaluate(
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
     samples = list(dataset)
-    bar = tqdm(total=len(samples), unit="img", disable=not progress, file=sys.stderr,
-               dynamic_ncols=True, desc="eval")
+    bar = tqdm(
+        total=len(samples), unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True, desc="eval"
+    )
     with ThreadPoolExecutor(1, thread_name_prefix="nuggy-eval-read") as reader:
         reads = [reader.submit(load_sample, s) for s in samples[:2]]
         for i, sample in enumerate(samples):
@@ -351,8 +348,9 @@ def evaluate(
                 if not np.isfinite(pred).all():
                     raise ValueError(f"{sample.name}: the prediction contains NaN or inf")
                 pred = np.clip(pred, 0.0, 1.0)
-                metrics = (score(pred, gt, trimap) if score is not None
-                           else score_image(pred, gt, trimap, regions))
+                metrics = (
+                    score(pred, gt, trimap) if score is not None else score_image(pred, gt, trimap, regions)
+                )
             except (DatasetError, ValueError, OSError) as exc:
                 msg = str(exc)
                 failures.append((sample.name, msg))
@@ -372,8 +370,11 @@ def evaluate(
                 badness = -value if higher_better else value
                 if len(heap) < keep_worst or badness > heap[0][0]:
                     case = WorstCase(
-                        sample.name, value, _thumb(image, thumb_height),
-                        _thumb(_u8(gt), thumb_height), _thumb(_u8(pred), thumb_height),
+                        sample.name,
+                        value,
+                        _thumb(image, thumb_height),
+                        _thumb(_u8(gt), thumb_height),
+                        _thumb(_u8(pred), thumb_height),
                     )
                     item = (badness, i, case)
                     if len(heap) < keep_worst:

@@ -74,9 +74,7 @@ def _as_map(x: np.ndarray, name: str) -> np.ndarray:
     if x.dtype == np.uint8:
         return x.astype(np.float64) / 255.0
     if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(
-            f"{name} must be float in [0, 1], uint8 in 0..255 or bool, got dtype {x.dtype}"
-        )
+        raise ValueError(f"{name} must be float in [0, 1], uint8 in 0..255 or bool, got dtype {x.dtype}")
     out = x.astype(np.float64)
     if not np.isfinite(out).all():
         raise ValueError(f"{name} contains NaN or infinite values")
@@ -340,9 +338,7 @@ def matting_metrics(
     mask = None
     if trimap is not None:
         if not isinstance(trimap, np.ndarray) or trimap.dtype != np.uint8:
-            raise ValueError(
-                f"trimap must be a uint8 array, got {getattr(trimap, 'dtype', type(trimap))}"
-            )
+            raise ValueError(f"trimap must be a uint8 array, got {getattr(trimap, 'dtype', type(trimap))}")
         if trimap.shape != p.shape:
             raise ValueError(f"shape mismatch: trimap {trimap.shape} vs pred {p.shape}")
         bad = np.setdiff1d(np.unique(trimap), [0, 128, 255])
@@ -515,9 +511,7 @@ def s_measure(pred: np.ndarray, gt: np.ndarray, *, alpha: float = 0.5) -> float:
     if fg_ratio == 1:
         return float(p.mean())
 
-    s_object = fg_ratio * _object_similarity(p[g]) + (1.0 - fg_ratio) * _object_similarity(
-        1.0 - p[~g]
-    )
+    s_object = fg_ratio * _object_similarity(p[g]) + (1.0 - fg_ratio) * _object_similarity(1.0 - p[~g])
 
     h, w = g.shape
     n = int(np.count_nonzero(g))
@@ -563,9 +557,7 @@ def _e_curve(p: np.ndarray, g: np.ndarray) -> np.ndarray:
     return total / (size - 1 + _EPS)
 
 
-def e_measure(
-    pred: np.ndarray, gt: np.ndarray, *, reduction: Literal["mean", "max"] = "mean"
-) -> float:
+def e_measure(pred: np.ndarray, gt: np.ndarray, *, reduction: Literal["mean", "max"] = "mean") -> float:
     """Enhanced-alignment measure ``E_φ`` (Fan et al., IJCAI 2018), over thresholds.
 
     ``E_φ`` of the binary map ``floor(255·pred) ≥ t`` is computed for ``t = 0..255`` (as
@@ -627,8 +619,7 @@ def _edit_effort(region: np.ndarray, condition: np.ndarray, epsilon: float) -> t
             runs[-1] = np.concatenate((runs[-1], runs[0][::-1]))
             runs.pop(0)
         for run in runs:
-            poly = cv2.approxPolyDP(np.ascontiguousarray(run, dtype=np.int32)[:, None, :],
-                                    epsilon, False)
+            poly = cv2.approxPolyDP(np.ascontiguousarray(run, dtype=np.int32)[:, None, :], epsilon, False)
             points += len(poly)
     return points, independent
 

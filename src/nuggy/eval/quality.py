@@ -332,8 +332,13 @@ class Row:
         return self.label + (f" (= {', '.join(self.aliases)})" if self.aliases else "")
 
     def record(self) -> dict:
-        out = {"label": self.label, "display": self.display, "kind": self.kind, "model": self.model,
-               "preset": self.preset}
+        out = {
+            "label": self.label,
+            "display": self.display,
+            "kind": self.kind,
+            "model": self.model,
+            "preset": self.preset,
+        }
         if self.config is not None:
             out["config"] = dataclasses.asdict(self.config)
         if self.command:
@@ -359,8 +364,9 @@ def _ladder(model: str) -> list[tuple[str, object, bool]]:
     return steps
 
 
-def plan_rows(models: Sequence[str], presets: Sequence[str], *, stages: bool = False
-              ) -> tuple[list[Row], list[dict]]:
+def plan_rows(
+    models: Sequence[str], presets: Sequence[str], *, stages: bool = False
+) -> tuple[list[Row], list[dict]]:
     """Pipeline rows for every model × preset (and the stage ladder with ``stages``).
 
     Foreground estimation is switched off in every configuration (alpha does not depend on it).
@@ -387,8 +393,13 @@ def plan_rows(models: Sequence[str], presets: Sequence[str], *, stages: bool = F
             named = {s for s, _, is_preset in steps if is_preset}
             steps += [(p, preset(p, model=model), True) for p in presets if p not in named]
         except (ValueError, TypeError, KeyError) as exc:
-            skipped.append({"row": f"{model} · {','.join(presets)}", "dataset": None,
-                            "reason": f"configuration rejected: {exc}"})
+            skipped.append(
+                {
+                    "row": f"{model} · {','.join(presets)}",
+                    "dataset": None,
+                    "reason": f"configuration rejected: {exc}",
+                }
+            )
             continue
         mine: list[Row] = []
         for step, cfg, is_preset in steps:
@@ -418,8 +429,10 @@ def rembg_rows(models: Sequence[str]) -> tuple[list[Row], list[str]]:
             rows.append(Row(f"rembg -m {m}", "rembg", m, command=["-m", m]))
             rows.append(Row(f"rembg -m {m} -a", "rembg", m, command=["-m", m, "-a"]))
         else:
-            notes.append(f"no rembg rows for {m}: rembg has no model file identical to it "
-                         f"(only {', '.join(REMBG_SAME_FILE)})")
+            notes.append(
+                f"no rembg rows for {m}: rembg has no model file identical to it "
+                f"(only {', '.join(REMBG_SAME_FILE)})"
+            )
     return rows, notes
 
 
@@ -432,8 +445,12 @@ def _rembg_version(rembg: str) -> str | None:
     if not py.exists():
         return None
     try:
-        out = subprocess.run([str(py), "-c", "import importlib.metadata as m; print(m.version('rembg'))"],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [str(py), "-c", "import importlib.metadata as m; print(m.version('rembg'))"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
@@ -455,8 +472,9 @@ def _run_rembg(rembg: str, row: Row, model_file: Path, ps: PreparedSet, out: Pat
         shutil.copy(model_file, target)
     env = dict(os.environ, U2NET_HOME=str(home), OMP_NUM_THREADS=str(os.cpu_count() or 1))
     t0 = time.perf_counter()
-    proc = subprocess.run([rembg, "p", *row.command, str(inp), str(out)], env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [rembg, "p", *row.command, str(inp), str(out)], env=env, capture_output=True, text=True
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"rembg exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
@@ -476,8 +494,10 @@ def _rembg_predict(folder: Path):
         with Image.open(f) as im:
             a = np.asarray(im.convert("RGBA"))[..., 3].astype(np.float32) / 255.0
         if a.shape != image.shape[:2]:
-            raise DatasetError(f"{sample.name}: rembg's output is {a.shape[1]}×{a.shape[0]}, "
-                               f"the image {image.shape[1]}×{image.shape[0]}")
+            raise DatasetError(
+                f"{sample.name}: rembg's output is {a.shape[1]}×{a.shape[0]}, "
+                f"the image {image.shape[1]}×{image.shape[0]}"
+            )
         return a, {}
 
     return predict
@@ -529,8 +549,10 @@ def run_quality(
         done += 1
         p = run["protocol"]
         fails = "–" if p["failures"] is None else f"{p['failures']}/{p['images']}"
-        log(f"[{done}/{total}] {row.display} on {ps.name}: {p['images']} images in {secs:.1f} s, "
-            f"failures {fails}")
+        log(
+            f"[{done}/{total}] {row.display} on {ps.name}: {p['images']} images in {secs:.1f} s, "
+            f"failures {fails}"
+        )
 
     def skip(row: Row, ps: PreparedSet | None, reason: str) -> None:
         nonlocal done
@@ -561,10 +583,24 @@ def run_quality(
                     except (RuntimeError, OSError) as exc:
                         skip(row, ps, str(exc))
                         continue
-                    source = {"kind": "rembg", "label": row.label, "command": ["rembg", "p", *row.command],
-                              "rembg": rembg_version, "model_file": str(model_file), "wall_s": wall}
-                    ev = evaluate(ps.dataset, _rembg_predict(out), regions=("whole",), source=source,
-                                  progress=progress, keep_worst=0, split=ps.split, score=quality_scores)
+                    source = {
+                        "kind": "rembg",
+                        "label": row.label,
+                        "command": ["rembg", "p", *row.command],
+                        "rembg": rembg_version,
+                        "model_file": str(model_file),
+                        "wall_s": wall,
+                    }
+                    ev = evaluate(
+                        ps.dataset,
+                        _rembg_predict(out),
+                        regions=("whole",),
+                        source=source,
+                        progress=progress,
+                        keep_worst=0,
+                        split=ps.split,
+                        score=quality_scores,
+                    )
                 run = _run_record(ps, row, ev)
                 run["meta"]["seconds_per_image"] = wall / max(1, len(ps.dataset))
                 runs.append(run)
@@ -586,18 +622,33 @@ def run_quality(
         except (ValueError, FileNotFoundError) as exc:
             skip(row, None, f"{type(exc).__name__}: {exc}")
             continue
-        source = {"kind": "pipeline", "label": row.label, "preset": row.preset,
-                  "config": dataclasses.asdict(row.config), "matting_resolved": matting}
+        source = {
+            "kind": "pipeline",
+            "label": row.label,
+            "preset": row.preset,
+            "config": dataclasses.asdict(row.config),
+            "matting_resolved": matting,
+        }
         for ps in sets:
             t0 = time.perf_counter()
             try:
-                ev = evaluate(ps.dataset, pipeline_predict(pipe), regions=("whole",), source=source,
-                              progress=progress, keep_worst=0, split=ps.split, score=quality_scores)
+                ev = evaluate(
+                    ps.dataset,
+                    pipeline_predict(pipe),
+                    regions=("whole",),
+                    source=source,
+                    progress=progress,
+                    keep_worst=0,
+                    split=ps.split,
+                    score=quality_scores,
+                )
             except Exception as exc:  # noqa: BLE001 - a row that breaks must not stop the others
                 skip(row, ps, f"{type(exc).__name__}: {exc}")
                 continue
             run = _run_record(ps, row, ev)
-            stage_s = [float(r.get("time_total", 0.0)) - float(r.get("time_segment", 0.0)) for r in run["images"]]
+            stage_s = [
+                float(r.get("time_total", 0.0)) - float(r.get("time_segment", 0.0)) for r in run["images"]
+            ]
             run["meta"]["seconds_per_image"] = float(np.mean(stage_s)) if stage_s else float("nan")
             runs.append(run)
             finished(row, ps, run, time.perf_counter() - t0)
@@ -614,12 +665,19 @@ def run_quality(
         "started": started.isoformat(timespec="seconds"),
         "wall_s": round(time.perf_counter() - t_start, 3),
         "nuggy": __version__,
-        "host": {"python": platform.python_version(), "platform": platform.platform(),
-                 "cpus": os.cpu_count()},
+        "host": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
         "split": sets[0].split["part"] if sets else None,
         "limit": sets[0].split["limit"] if sets else None,
-        "failure_rule": {"text": protocol.FAILURE_RULE, "sad_whole_above": protocol.FAILURE_SAD,
-                         "iou_below": protocol.FAILURE_IOU, "iou_threshold": protocol.IOU_THRESHOLD},
+        "failure_rule": {
+            "text": protocol.FAILURE_RULE,
+            "sad_whole_above": protocol.FAILURE_SAD,
+            "iou_below": protocol.FAILURE_IOU,
+            "iou_threshold": protocol.IOU_THRESHOLD,
+        },
         "keys": list(KEYS),
         "datasets": {ps.name: ps.info for ps in sets},
         "rows": [r.record() for r in rows],
@@ -641,9 +699,15 @@ def _f(v, fmt: str) -> str:
     return _fmt(v, fmt)
 
 
-_COL = {"sad_whole": ("SAD", ".2f"), "mse_whole": ("MSE", ".2f"), "grad_whole": ("Grad", ".2f"),
-        "conn_whole": ("Conn", ".2f"), "iou": ("IoU", ".3f"), "max_f": ("maxF", ".3f"),
-        "mae": ("MAE", ".4f")}
+_COL = {
+    "sad_whole": ("SAD", ".2f"),
+    "mse_whole": ("MSE", ".2f"),
+    "grad_whole": ("Grad", ".2f"),
+    "conn_whole": ("Conn", ".2f"),
+    "iou": ("IoU", ".3f"),
+    "max_f": ("maxF", ".3f"),
+    "mae": ("MAE", ".4f"),
+}
 
 
 def _fails(p: dict) -> str:
@@ -681,12 +745,18 @@ def dataset_table(result: dict, name: str) -> str:
         cells.append(_f(run["meta"].get("seconds_per_image"), ".3f"))
         body.append(cells)
     sp = result.get("split")
-    part = f"all {info['samples']} images" if sp == "all" else f"{sp} half, {info['split_size']} of {info['samples']} images"
+    part = (
+        f"all {info['samples']} images"
+        if sp == "all"
+        else f"{sp} half, {info['split_size']} of {info['samples']} images"
+    )
     if len(info["names"]) < info["split_size"]:
         part = f"first {len(info['names'])} of the {part}"
-    head = (f"**{name}** — {part} "
-            f"({info['layout']}, {'binary' if binary else 'soft'} ground truth); whole image, "
-            f"automatic mode; means unless marked")
+    head = (
+        f"**{name}** — {part} "
+        f"({info['layout']}, {'binary' if binary else 'soft'} ground truth); whole image, "
+        f"automatic mode; means unless marked"
+    )
     return head + "\n\n" + markdown_table(header, body)
 
 
@@ -703,14 +773,21 @@ def overall_table(result: dict) -> str:
     body = []
     for label, o in result["overall"].items():
         pooled = o["pooled"]
-        cells = [shown.get(label, label), str(pooled["images"]), _fails(pooled),
-                 _f(pooled["metrics"]["iou"]["mean"], ".3f"), _f(o["mean_of_means"]["iou"], ".3f")]
+        cells = [
+            shown.get(label, label),
+            str(pooled["images"]),
+            _fails(pooled),
+            _f(pooled["metrics"]["iou"]["mean"], ".3f"),
+            _f(o["mean_of_means"]["iou"], ".3f"),
+        ]
         for n in names:
             d = o["datasets"].get(n)
-            cells += ([_f(d["metrics"]["sad_whole"]["mean"], ".2f"), _fails(d)] if d else ["–", "–"])
+            cells += [_f(d["metrics"]["sad_whole"]["mean"], ".2f"), _fails(d)] if d else ["–", "–"]
         body.append(cells)
-    note = ("Pooled: every image counts once, so the larger set dominates; mean of sets: every "
-            "dataset counts once. SAD is not pooled: it scales with image size.")
+    note = (
+        "Pooled: every image counts once, so the larger set dominates; mean of sets: every "
+        "dataset counts once. SAD is not pooled: it scales with image size."
+    )
     return "**overall**\n\n" + markdown_table(header, body) + "\n\n" + note
 
 
@@ -719,14 +796,20 @@ def result_markdown(result: dict) -> str:
     parts = [dataset_table(result, n) for n in result["datasets"]]
     if result["overall"]:
         parts.append(overall_table(result))
-    notes = [f"Failure: {result['failure_rule']['text']}. Split: {result['split']} half of each "
-             "dataset (nuggy.eval.split)."]
-    notes.append("s/img: pipeline rows, the stages after segmentation (the model's probability "
-                 "is cached per image); rembg rows, the whole tool (model and start-up included).")
+    notes = [
+        f"Failure: {result['failure_rule']['text']}. Split: {result['split']} half of each "
+        "dataset (nuggy.eval.split)."
+    ]
+    notes.append(
+        "s/img: pipeline rows, the stages after segmentation (the model's probability "
+        "is cached per image); rembg rows, the whole tool (model and start-up included)."
+    )
     for model, st in result.get("inference", {}).items():
         if st.get("misses"):
-            notes.append(f"{model} inference: {st['misses']} maps computed, {st['seconds'] / st['misses']:.3f} s/img; "
-                         f"{st['hits']} cache hits")
+            notes.append(
+                f"{model} inference: {st['misses']} maps computed, {st['seconds'] / st['misses']:.3f} s/img; "
+                f"{st['hits']} cache hits"
+            )
         else:
             notes.append(f"{model} inference: all {st.get('hits', 0)} maps from the cache")
     for s in result.get("skipped", []):
@@ -797,11 +880,25 @@ def compare_results(old: dict, new: dict) -> dict:
         for k in keys:
             so = protocol.stats(r[k]["a"] for r in cmp["images"])
             sn = protocol.stats(r[k]["b"] for r in cmp["images"])
-            metrics[k] = {"old_mean": so["mean"], "new_mean": sn["mean"], "delta_mean": sn["mean"] - so["mean"],
-                          "old_median": so["median"], "new_median": sn["median"],
-                          "delta_median": sn["median"] - so["median"]}
-        pairs.append({"dataset": key[0], "row": key[1], "n": len(cmp["names"]), "metrics": metrics,
-                      "failures": cmp["failures"], "only_old": cmp["only_a"], "only_new": cmp["only_b"]})
+            metrics[k] = {
+                "old_mean": so["mean"],
+                "new_mean": sn["mean"],
+                "delta_mean": sn["mean"] - so["mean"],
+                "old_median": so["median"],
+                "new_median": sn["median"],
+                "delta_median": sn["median"] - so["median"],
+            }
+        pairs.append(
+            {
+                "dataset": key[0],
+                "row": key[1],
+                "n": len(cmp["names"]),
+                "metrics": metrics,
+                "failures": cmp["failures"],
+                "only_old": cmp["only_a"],
+                "only_new": cmp["only_b"],
+            }
+        )
     notes = []
     if old.get("split") != new.get("split"):
         notes.append(f"different splits: old {old.get('split')}, new {new.get('split')}")
@@ -810,10 +907,18 @@ def compare_results(old: dict, new: dict) -> dict:
         if a.get("root") != b.get("root"):
             notes.append(f"{name}: old read {a.get('root')}, new {b.get('root')}")
     return {
-        "old": {"path": old.get("path"), "split": old.get("split"), "started": old.get("started"),
-                "git": old.get("git")},
-        "new": {"path": new.get("path"), "split": new.get("split"), "started": new.get("started"),
-                "git": new.get("git")},
+        "old": {
+            "path": old.get("path"),
+            "split": old.get("split"),
+            "started": old.get("started"),
+            "git": old.get("git"),
+        },
+        "new": {
+            "path": new.get("path"),
+            "split": new.get("split"),
+            "started": new.get("started"),
+            "git": new.get("git"),
+        },
         "pairs": pairs,
         "only_old": sorted(k for k in io if k not in inew),
         "only_new": sorted(k for k in inew if k not in io),
@@ -829,13 +934,24 @@ def compare_markdown(cmp: dict, datasets: dict | None = None) -> str:
         g = cmp[side].get("git") or {}
         return (g.get("commit") or "?")[:10] + ("+dirty" if g.get("dirty") else "")
 
-    head = (f"Δ = new − old; old {cmp['old']['path']} ({cmp['old']['split']}, {commit('old')}), "
-            f"new {cmp['new']['path'] or 'this run'} ({cmp['new']['split']}, {commit('new')})")
+    head = (
+        f"Δ = new − old; old {cmp['old']['path']} ({cmp['old']['split']}, {commit('old')}), "
+        f"new {cmp['new']['path'] or 'this run'} ({cmp['new']['split']}, {commit('new')})"
+    )
     parts = [head]
     for name in dict.fromkeys(p["dataset"] for p in cmp["pairs"]):
         binary = bool((datasets or {}).get(name, {}).get("binary_gt"))
-        header = ["configuration", "images", "Δ SAD", "Δ MSE", "Δ Grad", "Δ Conn", "Δ med SAD",
-                  "failures old → new", "Δ IoU"] + (["Δ maxF", "Δ MAE"] if binary else [])
+        header = [
+            "configuration",
+            "images",
+            "Δ SAD",
+            "Δ MSE",
+            "Δ Grad",
+            "Δ Conn",
+            "Δ med SAD",
+            "failures old → new",
+            "Δ IoU",
+        ] + (["Δ maxF", "Δ MAE"] if binary else [])
         body = []
         for p in (q for q in cmp["pairs"] if q["dataset"] == name):
             m = p["metrics"]
@@ -862,6 +978,7 @@ def compare_markdown(cmp: dict, datasets: dict | None = None) -> str:
 
 def git_info(root: str | os.PathLike) -> dict:
     """``{"commit", "dirty"}`` of the git checkout at ``root`` (``None``s outside git)."""
+
     def git(*args):
         try:
             out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)

@@ -77,7 +77,9 @@ def _fmt_delta(value: float, fmt: str) -> str:
     return s if s.startswith("-") else "+" + s
 
 
-def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Sequence[bool] | None = None) -> str:
+def markdown_table(
+    header: Sequence[str], rows: Iterable[Sequence[str]], right: Sequence[bool] | None = None
+) -> str:
     """A Markdown table, columns padded so it also reads well as plain text."""
     rows = [list(map(str, r)) for r in rows]
     header = list(map(str, header))
@@ -85,25 +87,29 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]], right: 
     widths = [max([len(header[i])] + [len(r[i]) for r in rows]) for i in range(len(header))]
 
     def line(cells):
-        return "| " + " | ".join(
-            c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)
-        ) + " |"
+        return (
+            "| " + " | ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)) + " |"
+        )
 
     sep = "|" + "|".join(("-" * (w + 1) + ":") if r else ("-" * (w + 2)) for w, r in zip(widths, right)) + "|"
     return "\n".join([line(header), sep] + [line(r) for r in rows])
 
 
-def _html_table(header: Sequence[str], rows: Iterable[Sequence[str]], classes: Iterable[Sequence[str]] | None = None) -> str:
+def _html_table(
+    header: Sequence[str], rows: Iterable[Sequence[str]], classes: Iterable[Sequence[str]] | None = None
+) -> str:
     esc = html.escape
     out = ["<table>", "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
     classes = list(classes) if classes is not None else None
     for i, r in enumerate(rows):
         cls = classes[i] if classes else [""] * len(r)
         out.append(
-            "<tr>" + "".join(
+            "<tr>"
+            + "".join(
                 f'<td class="{c}">{esc(str(v))}</td>' if c else f"<td>{esc(str(v))}</td>"
                 for v, c in zip(r, cls)
-            ) + "</tr>"
+            )
+            + "</tr>"
         )
     out.append("</table>")
     return "\n".join(out)
@@ -199,8 +205,14 @@ def summary_markdown(report: dict | Evaluation) -> str:
         info = metric_info(k)
         mean, median, worst_name, worst = _stats(rows, k)
         arrow = "↑" if info.higher_is_better else "↓"
-        table_rows.append([f"{k} {arrow}", _fmt(mean, info.fmt), _fmt(median, info.fmt),
-                           f"{_fmt(worst, info.fmt)} ({worst_name})"])
+        table_rows.append(
+            [
+                f"{k} {arrow}",
+                _fmt(mean, info.fmt),
+                _fmt(median, info.fmt),
+                f"{_fmt(worst, info.fmt)} ({worst_name})",
+            ]
+        )
     text = head + "\n\n" + markdown_table(["metric", "mean", "median", "worst (image)"], table_rows)
     fails = _failures_text(rows)
     if fails:
@@ -282,8 +294,13 @@ def plot_metric(
         c = colours[j % len(colours)]
         ax.bar(x + (j - (k - 1) / 2) * width, v, width=width, color=c, label=label)
         if np.isfinite(v).any():
-            ax.axhline(float(np.nanmean(v)), color=c, linestyle="--", linewidth=1,
-                       label=f"mean {label}: {format(float(np.nanmean(v)), info.fmt)}")
+            ax.axhline(
+                float(np.nanmean(v)),
+                color=c,
+                linestyle="--",
+                linewidth=1,
+                label=f"mean {label}: {format(float(np.nanmean(v)), info.fmt)}",
+            )
     better = "higher is better" if info.higher_is_better else "lower is better"
     ax.set_title(f"{info.label} ({better})", fontsize=10)
     if many:
@@ -291,8 +308,12 @@ def plot_metric(
         ax.set_xlabel(f"{n} images")
     else:
         ax.set_xticks(x)
-        ax.set_xticklabels([str(s)[:28] for s in names], rotation=60 if n > 8 else 0, ha="right" if n > 8 else "center",
-                           fontsize=8)
+        ax.set_xticklabels(
+            [str(s)[:28] for s in names],
+            rotation=60 if n > 8 else 0,
+            ha="right" if n > 8 else "center",
+            fontsize=8,
+        )
     ax.legend(fontsize=7, loc="best")
     ax.grid(axis="y", alpha=0.3)
     longest = max((len(str(s)) for s in names), default=0)
@@ -331,7 +352,9 @@ def contact_sheet(
 
     font = _font(13)
     line_h = 18
-    tiles_rgb = [[t if t.ndim == 3 else np.repeat(t[..., None], 3, axis=2) for t in tiles] for _, tiles in rows]
+    tiles_rgb = [
+        [t if t.ndim == 3 else np.repeat(t[..., None], 3, axis=2) for t in tiles] for _, tiles in rows
+    ]
     row_w = [sum(t.shape[1] for t in ts) + gap * (len(ts) + 1) for ts in tiles_rgb] or [200]
     row_h = [max((t.shape[0] for t in ts), default=0) + 2 * line_h + gap for ts in tiles_rgb]
     top = line_h + gap if title else 0
@@ -356,7 +379,10 @@ def contact_sheet(
 def _worst_sheet(worst: list[WorstCase], rank_by: str) -> np.ndarray:
     info = metric_info(rank_by)
     rows = [
-        (f"{c.name}   {rank_by} = {format(c.score, info.fmt)}", [c.image, c.gt, c.pred, error_map(c.pred, c.gt)])
+        (
+            f"{c.name}   {rank_by} = {format(c.score, info.fmt)}",
+            [c.image, c.gt, c.pred, error_map(c.pred, c.gt)],
+        )
         for c in worst
     ]
     return contact_sheet(
@@ -387,7 +413,9 @@ def write_report(
     md = summary_markdown(data)
     written["markdown"] = _write_text(out / "summary.md", md)
     if evaluation.worst:
-        written["worst"] = save_image(_worst_sheet(evaluation.worst, data["meta"]["rank_by"]), out / "worst.png")
+        written["worst"] = save_image(
+            _worst_sheet(evaluation.worst, data["meta"]["rank_by"]), out / "worst.png"
+        )
     plot_paths: list[Path] = []
     plot_note = None
     if plots and data["images"]:
@@ -395,12 +423,16 @@ def write_report(
             names = [r["name"] for r in data["images"]]
             for k in data["columns"]:
                 vals = [r.get(k) for r in data["images"]]
-                plot_paths.append(plot_metric(k, names, {_source_text(data["meta"]): vals}, out / "plots" / f"{k}.png"))
+                plot_paths.append(
+                    plot_metric(k, names, {_source_text(data["meta"]): vals}, out / "plots" / f"{k}.png")
+                )
         else:
             plot_note = PLOTS_MISSING
             if log:
                 log(PLOTS_MISSING)
-    written["html"] = _write_text(out / "index.html", _report_html(data, md, written, plot_paths, plot_note, out))
+    written["html"] = _write_text(
+        out / "index.html", _report_html(data, md, written, plot_paths, plot_note, out)
+    )
     return written
 
 
@@ -424,30 +456,51 @@ def _report_html(data, md, written, plot_paths, plot_note, out: Path) -> str:
     for k in data["columns"]:
         info = metric_info(k)
         mean, median, worst_name, worst = _stats(data["images"], k)
-        rows.append([f"{info.label} {'↑' if info.higher_is_better else '↓'}", _fmt(mean, info.fmt),
-                     _fmt(median, info.fmt), f"{_fmt(worst, info.fmt)} ({worst_name})"])
+        rows.append(
+            [
+                f"{info.label} {'↑' if info.higher_is_better else '↓'}",
+                _fmt(mean, info.fmt),
+                _fmt(median, info.fmt),
+                f"{_fmt(worst, info.fmt)} ({worst_name})",
+            ]
+        )
     parts.append(_html_table(["metric", "mean", "median", "worst (image)"], rows))
     fails = _failures_text(data["images"])
     if fails:
         parts.append(f"<p>{html.escape(fails)}</p>")
     if data.get("failures"):
-        parts.append("<h2>Failed</h2><ul>" + "".join(
-            f"<li>{html.escape(f['name'])}: {html.escape(f['error'])}</li>" for f in data["failures"]) + "</ul>")
+        parts.append(
+            "<h2>Failed</h2><ul>"
+            + "".join(
+                f"<li>{html.escape(f['name'])}: {html.escape(f['error'])}</li>" for f in data["failures"]
+            )
+            + "</ul>"
+        )
     if "worst" in written:
         parts.append(f"<h2>Worst cases</h2><img src='{_rel(written['worst'], out)}' alt='worst cases'>")
     parts.append("<h2>Per metric</h2>")
     if plot_note:
         parts.append(f"<p>{html.escape(plot_note)}</p>")
-    parts.append("<div class='plots'>" + "".join(
-        f"<img src='{_rel(p, out)}' alt='{html.escape(p.stem)}'>" for p in plot_paths) + "</div>")
+    parts.append(
+        "<div class='plots'>"
+        + "".join(f"<img src='{_rel(p, out)}' alt='{html.escape(p.stem)}'>" for p in plot_paths)
+        + "</div>"
+    )
     parts.append("<h2>Per image</h2>")
     cols = data["columns"]
-    parts.append(_html_table(
-        ["image", "size"] + cols,
-        [[r["name"], f"{r['width']}×{r['height']}"] + [_fmt(r.get(k), metric_info(k).fmt) for k in cols]
-         for r in data["images"]],
-    ))
-    parts.append(f"<details><summary>Run details</summary><pre>{html.escape(json.dumps(meta, indent=2, default=str))}</pre></details>")
+    parts.append(
+        _html_table(
+            ["image", "size"] + cols,
+            [
+                [r["name"], f"{r['width']}×{r['height']}"]
+                + [_fmt(r.get(k), metric_info(k).fmt) for k in cols]
+                for r in data["images"]
+            ],
+        )
+    )
+    parts.append(
+        f"<details><summary>Run details</summary><pre>{html.escape(json.dumps(meta, indent=2, default=str))}</pre></details>"
+    )
     return _page(f"Nuggy evaluation — {Path(str(meta.get('dataset', '?'))).name}", "\n".join(parts))
 
 
@@ -465,8 +518,7 @@ def load_report(path: str | os.PathLike) -> dict:
     f = p / SCORES_JSON if p.is_dir() else p
     if not f.is_file():
         raise ReportError(
-            f"{p}: not an evaluation report (no {SCORES_JSON}); write one with "
-            "'nuggy eval DATA ... -o DIR'"
+            f"{p}: not an evaluation report (no {SCORES_JSON}); write one with 'nuggy eval DATA ... -o DIR'"
         )
     try:
         data = json.loads(f.read_text())
@@ -475,7 +527,9 @@ def load_report(path: str | os.PathLike) -> dict:
         raise ReportError(f"{f}: not a readable evaluation report ({exc}); re-run 'nuggy eval'") from None
     data.setdefault("failures", [])
     if "columns" not in data:
-        data["columns"] = [k for k in data["images"][0] if k not in ("name", "width", "height")] if data["images"] else []
+        data["columns"] = (
+            [k for k in data["images"][0] if k not in ("name", "width", "height")] if data["images"] else []
+        )
     for r in data["images"]:  # null (NaN) back to float
         for k in data["columns"]:
             if k in r and r[k] is None:
@@ -531,10 +585,18 @@ def compare_reports(a: dict, b: dict, *, names: Iterable[str] | None = None) -> 
     fb = _protocol_failures([rb[n] for n in common])
     fails = None if fa is None or fb is None else {"a": fa, "b": fb, "delta": fb - fa, "n": len(common)}
     return {
-        "a": {"label": la, "path": a.get("path"), "source": _source_text(a["meta"]),
-              "split": a["meta"].get("split")},
-        "b": {"label": lb, "path": b.get("path"), "source": _source_text(b["meta"]),
-              "split": b["meta"].get("split")},
+        "a": {
+            "label": la,
+            "path": a.get("path"),
+            "source": _source_text(a["meta"]),
+            "split": a["meta"].get("split"),
+        },
+        "b": {
+            "label": lb,
+            "path": b.get("path"),
+            "source": _source_text(b["meta"]),
+            "split": b["meta"].get("split"),
+        },
         "columns": cols,
         "names": common,
         "failures": fails,
@@ -563,15 +625,24 @@ def comparison_markdown(cmp: dict, *, per_image: Sequence[str] | None = None) ->
     """Mean table (A, B, Δ = B − A, which is better) and a per-image Δ table for
     ``per_image`` metrics (default: the key metrics present)."""
     la, lb = cmp["a"]["label"], cmp["b"]["label"]
-    head = (f"**A** = {la} ({cmp['a']['source']}), **B** = {lb} ({cmp['b']['source']}); "
-            f"{len(cmp['names'])} common images; Δ = B − A")
+    head = (
+        f"**A** = {la} ({cmp['a']['source']}), **B** = {lb} ({cmp['b']['source']}); "
+        f"{len(cmp['names'])} common images; Δ = B − A"
+    )
     rows = []
     for k in cmp["columns"]:
         s = cmp["summary"][k]
         info = metric_info(k)
         better = {"a": f"A ({la})", "b": f"B ({lb})", "=": "=", "?": "?"}[s["better"]]
-        rows.append([f"{k} {'↑' if info.higher_is_better else '↓'}", _fmt(s["a"], info.fmt),
-                     _fmt(s["b"], info.fmt), _fmt_delta(s["delta"], info.fmt), better])
+        rows.append(
+            [
+                f"{k} {'↑' if info.higher_is_better else '↓'}",
+                _fmt(s["a"], info.fmt),
+                _fmt(s["b"], info.fmt),
+                _fmt_delta(s["delta"], info.fmt),
+                better,
+            ]
+        )
     text = head + "\n\n" + markdown_table(["metric", "A mean", "B mean", "Δ mean", "better"], rows)
     text += _comparison_notes(cmp)
     keys = [k for k in (per_image or KEY_METRICS) if k in cmp["columns"]]
@@ -593,8 +664,10 @@ def _comparison_notes(cmp: dict) -> str:
     out = ""
     f = cmp.get("failures")
     if f:
-        out += (f"\n\nFailures ({FAILURE_RULE}) among the {f['n']} common images: "
-                f"A {f['a']}, B {f['b']} (Δ {f['delta']:+d})")
+        out += (
+            f"\n\nFailures ({FAILURE_RULE}) among the {f['n']} common images: "
+            f"A {f['a']}, B {f['b']} (Δ {f['delta']:+d})"
+        )
     sa, sb = (cmp[s].get("split") for s in ("a", "b"))
     pa, pb = ((s or {}).get("part", "?") for s in (sa, sb))
     if pa != pb:
@@ -616,8 +689,10 @@ def write_comparison(
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     header = ["name"] + [f"{k}_{s}" for k in cmp["columns"] for s in ("a", "b", "delta")]
-    flat = [{"name": r["name"], **{f"{k}_{s}": r[k][s] for k in cmp["columns"] for s in ("a", "b", "delta")}}
-            for r in cmp["images"]]
+    flat = [
+        {"name": r["name"], **{f"{k}_{s}": r[k][s] for k in cmp["columns"] for s in ("a", "b", "delta")}}
+        for r in cmp["images"]
+    ]
     written["csv"] = atomic_write_bytes(out / "compare.csv", _csv_bytes(header, flat))
     written["json"] = atomic_write_bytes(out / "compare.json", _json_bytes(cmp))
     md = comparison_markdown(cmp)
@@ -630,25 +705,37 @@ def write_comparison(
         if _have_matplotlib():
             names = cmp["names"]
             for k in cmp["columns"]:
-                series = {cmp["a"]["label"]: [r[k]["a"] for r in cmp["images"]],
-                          cmp["b"]["label"]: [r[k]["b"] for r in cmp["images"]]}
+                series = {
+                    cmp["a"]["label"]: [r[k]["a"] for r in cmp["images"]],
+                    cmp["b"]["label"]: [r[k]["b"] for r in cmp["images"]],
+                }
                 plot_paths.append(plot_metric(k, names, series, out / "plots" / f"{k}.png"))
         else:
             note = PLOTS_MISSING
             if log:
                 log(PLOTS_MISSING)
     la, lb = cmp["a"]["label"], cmp["b"]["label"]
-    parts = [f"<p><b>A</b> = {html.escape(la)} ({html.escape(cmp['a']['source'])}), "
-             f"<b>B</b> = {html.escape(lb)} ({html.escape(cmp['b']['source'])}); "
-             f"{len(cmp['names'])} common images; Δ = B − A.</p>",
-             "<p>Files: <a href='compare.csv'>compare.csv</a> · <a href='compare.json'>compare.json</a> · "
-             "<a href='compare.md'>compare.md</a></p>", "<h2>Means</h2>"]
+    parts = [
+        f"<p><b>A</b> = {html.escape(la)} ({html.escape(cmp['a']['source'])}), "
+        f"<b>B</b> = {html.escape(lb)} ({html.escape(cmp['b']['source'])}); "
+        f"{len(cmp['names'])} common images; Δ = B − A.</p>",
+        "<p>Files: <a href='compare.csv'>compare.csv</a> · <a href='compare.json'>compare.json</a> · "
+        "<a href='compare.md'>compare.md</a></p>",
+        "<h2>Means</h2>",
+    ]
     rows, classes = [], []
     for k in cmp["columns"]:
         s = cmp["summary"][k]
         info = metric_info(k)
-        rows.append([f"{info.label} {'↑' if info.higher_is_better else '↓'}", _fmt(s["a"], info.fmt),
-                     _fmt(s["b"], info.fmt), _fmt_delta(s["delta"], info.fmt), s["better"].upper()])
+        rows.append(
+            [
+                f"{info.label} {'↑' if info.higher_is_better else '↓'}",
+                _fmt(s["a"], info.fmt),
+                _fmt(s["b"], info.fmt),
+                _fmt_delta(s["delta"], info.fmt),
+                s["better"].upper(),
+            ]
+        )
         cls = {"b": "better", "a": "worse"}.get(s["better"], "")
         classes.append(["", "", "", cls, cls])
     parts.append(_html_table(["metric", "A mean", "B mean", "Δ mean", "better"], rows, classes))
@@ -656,19 +743,29 @@ def write_comparison(
     if notes:
         parts.extend(f"<p>{html.escape(n)}</p>" for n in notes.split("\n\n"))
     if "sheet" in written:
-        parts.append(f"<h2>Largest differences</h2><img src='{_rel(written['sheet'], out)}' alt='comparison'>")
+        parts.append(
+            f"<h2>Largest differences</h2><img src='{_rel(written['sheet'], out)}' alt='comparison'>"
+        )
     parts.append("<h2>Per metric</h2>")
     if note:
         parts.append(f"<p>{html.escape(note)}</p>")
-    parts.append("<div class='plots'>" + "".join(f"<img src='{_rel(p, out)}' alt='{html.escape(p.stem)}'>" for p in plot_paths) + "</div>")
+    parts.append(
+        "<div class='plots'>"
+        + "".join(f"<img src='{_rel(p, out)}' alt='{html.escape(p.stem)}'>" for p in plot_paths)
+        + "</div>"
+    )
     parts.append("<h2>Per image Δ (B − A)</h2>")
     cols = cmp["columns"]
     prow, pcls = [], []
     for r in cmp["images"]:
         prow.append([r["name"]] + [_fmt_delta(r[k]["delta"], metric_info(k).fmt) for k in cols])
-        pcls.append([""] + [{"b": "better", "a": "worse"}.get(_better(k, r[k]["a"], r[k]["b"]), "") for k in cols])
+        pcls.append(
+            [""] + [{"b": "better", "a": "worse"}.get(_better(k, r[k]["a"], r[k]["b"]), "") for k in cols]
+        )
     parts.append(_html_table(["image"] + cols, prow, pcls))
-    written["html"] = _write_text(out / "index.html", _page(f"Nuggy comparison — {la} vs {lb}", "\n".join(parts)))
+    written["html"] = _write_text(
+        out / "index.html", _page(f"Nuggy comparison — {la} vs {lb}", "\n".join(parts))
+    )
     return written
 
 
@@ -712,13 +809,23 @@ def comparison_sheet(
                 return None
             preds.append(_thumb(_u8(read_matte(f)), thumb_height))
         g = _thumb(_u8(gt), thumb_height)
-        rows.append((
-            f"{r['name']}   {key}: A {format(r[key]['a'], info.fmt)}  B {format(r[key]['b'], info.fmt)}"
-            f"  delta {_fmt_delta(r[key]['delta'], info.fmt)}",
-            [_thumb(image, thumb_height), g, preds[0], preds[1], error_map(preds[0], g), error_map(preds[1], g)],
-        ))
+        rows.append(
+            (
+                f"{r['name']}   {key}: A {format(r[key]['a'], info.fmt)}  B {format(r[key]['b'], info.fmt)}"
+                f"  delta {_fmt_delta(r[key]['delta'], info.fmt)}",
+                [
+                    _thumb(image, thumb_height),
+                    g,
+                    preds[0],
+                    preds[1],
+                    error_map(preds[0], g),
+                    error_map(preds[1], g),
+                ],
+            )
+        )
     la, lb = cmp["a"]["label"], cmp["b"]["label"]
     return contact_sheet(
-        rows, ["image", "ground truth", f"A {la}", f"B {lb}", "A error", "B error"],
+        rows,
+        ["image", "ground truth", f"A {la}", f"B {lb}", "A error", "B error"],
         title=f"Largest changes in {info.label} (red: too much alpha, blue: too little)",
     )

@@ -25,8 +25,7 @@ def mse(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.square(pred.astype(np.float64) - true).mean() * 1000.0)
 
 
-def dtssd(pred_t: np.ndarray, pred_tm1: np.ndarray, true_t: np.ndarray,
-          true_tm1: np.ndarray) -> float:
+def dtssd(pred_t: np.ndarray, pred_tm1: np.ndarray, true_t: np.ndarray, true_tm1: np.ndarray) -> float:
     d = (pred_t.astype(np.float64) - pred_tm1) - (true_t.astype(np.float64) - true_tm1)
     return float(np.sqrt(np.square(d).sum() / d.size) * 100.0)
 
@@ -44,8 +43,9 @@ def affine_flow(m_prev: np.ndarray, m_cur: np.ndarray, size: tuple[int, int]) ->
     return np.dstack([nx - xs, ny - ys])
 
 
-def messddt(pred_t: np.ndarray, pred_tm1: np.ndarray, true_t: np.ndarray, true_tm1: np.ndarray,
-            flow: np.ndarray) -> float:
+def messddt(
+    pred_t: np.ndarray, pred_tm1: np.ndarray, true_t: np.ndarray, true_tm1: np.ndarray, flow: np.ndarray
+) -> float:
     """``flow``: H×W×2 (dx, dy) motion from t−1 to t (e.g. :func:`affine_flow`)."""
     H, W = true_t.shape
     e_prev = np.square(pred_tm1.astype(np.float64) - true_tm1)

@@ -142,9 +142,13 @@ def band_tiles(
                     continue
                 tiles.append(
                     Tile(
-                        max(y, cy0 - overlap), min(y + bh, cy1 + overlap),
-                        max(x, cx0 - overlap), min(x + bw, cx1 + overlap),
-                        (int(cy0), int(cy1), int(cx0), int(cx1)), lab, box,
+                        max(y, cy0 - overlap),
+                        min(y + bh, cy1 + overlap),
+                        max(x, cx0 - overlap),
+                        min(x + bw, cx1 + overlap),
+                        (int(cy0), int(cy1), int(cx0), int(cx1)),
+                        lab,
+                        box,
                     )
                 )
     return tiles, labels
@@ -346,11 +350,21 @@ def solve_in_band(
         low_img = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         low_tri = reduce_trimap(trimap, size)
         low = _solve_tiles(
-            low_img, low_tri, solver, margin=margin, max_tile_pixels=max_tile_pixels,
-            overlap=overlap, merge=merge,
+            low_img,
+            low_tri,
+            solver,
+            margin=margin,
+            max_tile_pixels=max_tile_pixels,
+            overlap=overlap,
+            merge=merge,
         )
         return guided_upsample(image, trimap, low, eps=upsample_eps)
     return _solve_tiles(
-        image, trimap, solver, margin=margin, max_tile_pixels=max_tile_pixels, overlap=overlap,
+        image,
+        trimap,
+        solver,
+        margin=margin,
+        max_tile_pixels=max_tile_pixels,
+        overlap=overlap,
         merge=merge,
     )

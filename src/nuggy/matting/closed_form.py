@@ -82,9 +82,7 @@ def closed_form_alpha(
         if not np.issubdtype(prior.dtype, np.floating):
             raise ValueError(f"prior must be float alpha in [0, 1], got {prior.dtype}")
         if prior_weight < 0 or prior_power <= 0:
-            raise ValueError(
-                f"need prior_weight >= 0 and prior_power > 0, got {prior_weight}, {prior_power}"
-            )
+            raise ValueError(f"need prior_weight >= 0 and prior_power > 0, got {prior_weight}, {prior_power}")
         if prior_weight == 0:
             prior = None
         else:

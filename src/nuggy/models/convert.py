@@ -61,9 +61,7 @@ def _require_onnx():
         import onnx
         from onnx import numpy_helper
     except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "converting ONNX weights needs the 'onnx' package: pip install onnx"
-        ) from None
+        raise ImportError("converting ONNX weights needs the 'onnx' package: pip install onnx") from None
     return onnx, numpy_helper
 
 
@@ -217,9 +215,7 @@ def read_onnx_convs(path: str | os.PathLike) -> list[OnnxConv]:
     return convs
 
 
-def conv_call_order(
-    model: nn.Module, example: Tensor | tuple[Tensor, ...]
-) -> list[tuple[str, str | None]]:
+def conv_call_order(model: nn.Module, example: Tensor | tuple[Tensor, ...]) -> list[tuple[str, str | None]]:
     """``(conv name, name of the BatchNorm fed by it or None)`` in execution order.
 
     ``model`` and ``example`` may live on the ``meta`` device (nothing is computed).
@@ -309,9 +305,7 @@ def convert_onnx(
     order = conv_call_order(model, _example_input(arch, input_size))
     onnx_convs = read_onnx_convs(path)
     if len(onnx_convs) != len(order):
-        raise ValueError(
-            f"{path}: {len(onnx_convs)} convolutions in the ONNX graph, {len(order)} in {arch}"
-        )
+        raise ValueError(f"{path}: {len(onnx_convs)} convolutions in the ONNX graph, {len(order)} in {arch}")
     modules = dict(model.named_modules())
     by_name = _match_by_name(onnx_convs, [n for n, _ in order])
     if by_name is not None:  # the exporter kept module paths: robust to node reordering
@@ -411,8 +405,7 @@ def _resolve_source(
     path = cached_path(spec)
     if path is None:
         raise FileNotFoundError(
-            f"model {spec.name!r} is not in the cache; fetch it first (nuggy models pull "
-            f"{spec.name})"
+            f"model {spec.name!r} is not in the cache; fetch it first (nuggy models pull {spec.name})"
         )
     return Path(path), arch or spec.architecture, tuple(spec.input_size)
 

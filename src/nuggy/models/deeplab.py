@@ -120,9 +120,7 @@ class _TinyBackbone(nn.Module):
         return OrderedDict(out=self.body(x))
 
 
-def deeplabv3(
-    backbone: str = "resnet50", *, num_classes: int = len(VOC_CLASSES)
-) -> DeepLabV3Segmenter:
+def deeplabv3(backbone: str = "resnet50", *, num_classes: int = len(VOC_CLASSES)) -> DeepLabV3Segmenter:
     """DeepLabV3 on ``backbone`` ∈ {resnet50, resnet101, mobilenet_v3_large, tiny}, random
     weights (no download), without the auxiliary head. ``tiny`` is a small test network with
     the same head."""
@@ -140,9 +138,7 @@ def deeplabv3(
         }
         if backbone not in builders:
             raise ValueError(f"unknown backbone {backbone!r}; known: {', '.join(builders)}, tiny")
-        net = builders[backbone](
-            weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False
-        )
+        net = builders[backbone](weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
     names = VOC_CLASSES if num_classes == len(VOC_CLASSES) else tuple(map(str, range(num_classes)))
     return DeepLabV3Segmenter(net, names)
 

@@ -31,6 +31,7 @@ __all__ = [
     "ExportParityError",
 ]
 
+
 def _default_normalisation() -> dict[str, tuple[tuple[float, ...], tuple[float, ...]]]:
     from nuggy.registry import IMAGENET_MEAN, IMAGENET_STD, get_spec
 

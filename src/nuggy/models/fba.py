@@ -142,9 +142,7 @@ class FBAEncoder(nn.Module):
             self.add_module(f"layer{i}", self._make_layer(w, n, stride, d_first, d_rest))
         self.out_channels = widths[-1] * Bottleneck.expansion
 
-    def _make_layer(
-        self, planes: int, blocks: int, stride: int, d_first: int, d_rest: int
-    ) -> nn.Sequential:
+    def _make_layer(self, planes: int, blocks: int, stride: int, d_first: int, d_rest: int) -> nn.Sequential:
         out = planes * Bottleneck.expansion
         # layers 3 and 4 keep their (1×1) downsample branch but lose its stride (dilated)
         dilated = d_rest > 1
@@ -156,9 +154,7 @@ class FBAEncoder(nn.Module):
             )
         mods = [Bottleneck(self.inplanes, planes, s, d_first, downsample, self.groups)]
         self.inplanes = out
-        mods += [
-            Bottleneck(out, planes, 1, d_rest, None, self.groups) for _ in range(1, blocks)
-        ]
+        mods += [Bottleneck(out, planes, 1, d_rest, None, self.groups) for _ in range(1, blocks)]
         return nn.Sequential(*mods)
 
     def forward(self, x: Tensor) -> list[Tensor]:
@@ -228,8 +224,7 @@ class FBADecoder(nn.Module):
         top = feats[-1]
         size = top.shape[-2:]
         pyramid = [top] + [
-            F.interpolate(p(top), size=size, mode="bilinear", align_corners=False)
-            for p in self.ppm
+            F.interpolate(p(top), size=size, mode="bilinear", align_corners=False) for p in self.ppm
         ]
         x = self.conv_up1(torch.cat(pyramid, 1))
         x = _up2(x, feats[2])
@@ -313,8 +308,7 @@ class FBAMatting(nn.Module):
         h, w = image.shape[-2:]
         if h % STRIDE or w % STRIDE:
             raise ValueError(
-                f"FBA input must be a multiple of {STRIDE} in height and width, got {h}×{w}; "
-                "pad it first"
+                f"FBA input must be a multiple of {STRIDE} in height and width, got {h}×{w}; pad it first"
             )
         feats = self.encoder(torch.cat((image_n, clicks, trimap), 1))
         out = self.decoder(feats, image, trimap)
@@ -335,9 +329,7 @@ def remap_fba_checkpoint(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 @register_model("fba", remap=remap_fba_checkpoint)
-def fba(
-    *, width_divisor: int = 1, layers: Sequence[int] = (3, 4, 6, 3), fuse: bool = True
-) -> FBAMatting:
+def fba(*, width_divisor: int = 1, layers: Sequence[int] = (3, 4, 6, 3), fuse: bool = True) -> FBAMatting:
     """FBA Matting (ResNet-50 GN+WS encoder, 34.7 M parameters).
 
     ``width_divisor`` shrinks every channel count and the group count (tests).

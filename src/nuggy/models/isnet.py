@@ -56,9 +56,7 @@ class ISNetDIS(RSUEncoderDecoder):
     ) -> None:
         super().__init__()
         if encoder is None:
-            encoder = (replace(U2NET_FULL["encoder"][0], in_ch=stem_ch),) + U2NET_FULL[
-                "encoder"
-            ][1:]
+            encoder = (replace(U2NET_FULL["encoder"][0], in_ch=stem_ch),) + U2NET_FULL["encoder"][1:]
         self.conv_in = nn.Conv2d(in_ch, stem_ch, 3, stride=2, padding=1)
         self._build_body(encoder, decoder, out_ch)
 

@@ -79,9 +79,7 @@ def resolve_architecture(name: str) -> str:
     except UnknownModelError:
         arch = None
     if arch not in _MODELS:
-        raise KeyError(
-            f"unknown torch model {name!r}; known: {', '.join(sorted(_MODELS))}"
-        ) from None
+        raise KeyError(f"unknown torch model {name!r}; known: {', '.join(sorted(_MODELS))}") from None
     return arch
 
 
@@ -147,13 +145,9 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor]) -
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:5])})")
         if wrong:
-            w = ", ".join(
-                f"{k}: {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in wrong[:5]
-            )
+            w = ", ".join(f"{k}: {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in wrong[:5])
             parts.append(f"{len(wrong)} of the wrong shape ({w})")
-        raise RuntimeError(
-            f"checkpoint does not match {type(model).__name__}: " + "; ".join(parts)
-        )
+        raise RuntimeError(f"checkpoint does not match {type(model).__name__}: " + "; ".join(parts))
     model.load_state_dict(sd, strict=True)
     return model
 

@@ -63,9 +63,7 @@ class ConvBNReLU(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, dilation: int = 1, stride: int = 1) -> None:
         super().__init__()
-        self.conv_s1 = nn.Conv2d(
-            in_ch, out_ch, 3, stride=stride, padding=dilation, dilation=dilation
-        )
+        self.conv_s1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=dilation, dilation=dilation)
         self.bn_s1 = nn.BatchNorm2d(out_ch)
         self.relu_s1 = nn.ReLU(inplace=True)
 
@@ -172,9 +170,7 @@ def scale_specs(
     out = []
     for k, s in enumerate(specs):
         cin = s.in_ch if (k == 0 and keep_first_input) else _div(s.in_ch, divisor)
-        out.append(
-            replace(s, in_ch=cin, mid_ch=_div(s.mid_ch, divisor), out_ch=_div(s.out_ch, divisor))
-        )
+        out.append(replace(s, in_ch=cin, mid_ch=_div(s.mid_ch, divisor), out_ch=_div(s.out_ch, divisor)))
     return tuple(out)
 
 
@@ -182,9 +178,7 @@ class RSUEncoderDecoder(nn.Module):
     """Shared body of U²-Net and IS-Net: RSU encoder ``stage1…stageN`` (2× max-pool between
     stages), RSU decoder ``stage{N-1}d…stage1d`` and 3×3 side convs ``side1…sideN``."""
 
-    def _build_body(
-        self, encoder: Sequence[RSUSpec], decoder: Sequence[RSUSpec], out_ch: int
-    ) -> None:
+    def _build_body(self, encoder: Sequence[RSUSpec], decoder: Sequence[RSUSpec], out_ch: int) -> None:
         if len(decoder) != len(encoder) - 1:
             raise ValueError("need exactly one decoder stage fewer than encoder stages")
         n = len(encoder)
@@ -238,8 +232,7 @@ class U2Net(RSUEncoderDecoder):
         feats = self._run_body(x)
         d1 = self.side1(feats[0])
         sides = [d1] + [
-            upsample_like(getattr(self, f"side{i}")(f), d1)
-            for i, f in enumerate(feats[1:], start=2)
+            upsample_like(getattr(self, f"side{i}")(f), d1) for i, f in enumerate(feats[1:], start=2)
         ]
         d0 = self.outconv(torch.cat(sides, 1))
         return (d0, *sides)

@@ -91,9 +91,7 @@ def remove_islands(
         return out
     if attach_level < threshold:
         # small components reachable from a kept one through alpha > attach_level stay
-        _, attached = cv2.connectedComponents(
-            _above(alpha, attach_level), connectivity=8, ltype=cv2.CV_32S
-        )
+        _, attached = cv2.connectedComponents(_above(alpha, attach_level), connectivity=8, ltype=cv2.CV_32S)
         comp_region = np.zeros(n, np.int32)
         comp_region[labels.ravel()] = attached.ravel()
         region_kept = np.zeros(int(attached.max()) + 1, bool)
@@ -141,9 +139,7 @@ def _distance_to(mask: np.ndarray) -> np.ndarray:
     return cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2, 5)
 
 
-def fill_holes(
-    alpha: np.ndarray, *, max_relative_area: float = 0.001, threshold: float = 0.5
-) -> np.ndarray:
+def fill_holes(alpha: np.ndarray, *, max_relative_area: float = 0.001, threshold: float = 0.5) -> np.ndarray:
     """Fill small enclosed background holes of the subject.
 
     A hole is a 4-connected component of ``alpha <= threshold`` that does not touch the image
@@ -168,9 +164,7 @@ def fill_holes(
     subject = int(cv2.countNonZero(fg))
     if subject == 0:
         return out
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(
-        1 - fg, connectivity=4, ltype=cv2.CV_32S
-    )
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - fg, connectivity=4, ltype=cv2.CV_32S)
     if n <= 1:
         return out
     fill = np.zeros(n, bool)

@@ -49,8 +49,7 @@ class Limit:
             unit = f" of {self.unit}" if self.unit and self.kind == "int" else ""
             rng = f"{self.lo:g}..{self.hi:g}" + (f", above {self.lo:g}" if self.lo_open else "")
             tail = f" ({self.unit})" if self.unit and self.kind != "int" else ""
-            raise ConfigError(f"{name} must be {what}{unit} in {rng}{tail}, got {value!r}",
-                              field=name)
+            raise ConfigError(f"{name} must be {what}{unit} in {rng}{tail}, got {value!r}", field=name)
 
 
 #: Ranges of the numeric settings (``None`` stays allowed where it is the default). Every front
@@ -188,26 +187,30 @@ class PipelineConfig:
         for name in ("model", "weights", "segmenter_class", "matting_weights"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, str) and value.strip()):
-                raise ConfigError(f"{name} must be a non-empty string or None, got {value!r}",
-                                  field=name)
+                raise ConfigError(f"{name} must be a non-empty string or None, got {value!r}", field=name)
         if self.providers is not None and not (
             isinstance(self.providers, tuple) and all(isinstance(p, str) for p in self.providers)
         ):
-            raise ConfigError(f"providers must be a tuple of names or None, got {self.providers!r}",
-                              field="providers")
+            raise ConfigError(
+                f"providers must be a tuple of names or None, got {self.providers!r}", field="providers"
+            )
         if self.segmenter == "deeplabv3" and not self.segmenter_class:
             raise ConfigError(
                 "segmenter 'deeplabv3' needs --class NAME / segmenter_class= (the class to cut "
-                "out: cat, dog, person…)", field="segmenter_class",
+                "out: cat, dog, person…)",
+                field="segmenter_class",
             )
         if self.segmenter == "salient" and self.segmenter_class:
             raise ConfigError(
                 f"segmenter_class={self.segmenter_class!r}: segmenter_class applies to "
-                "--segmenter deeplabv3 only (segmenter='deeplabv3')", field="segmenter_class",
+                "--segmenter deeplabv3 only (segmenter='deeplabv3')",
+                field="segmenter_class",
             )
         if self.segmenter == "salient" and not self.model and not self.weights:
-            raise ConfigError("no model: give a registry name (--model / model=) or a file "
-                              "(--weights / weights=)", field="model")
+            raise ConfigError(
+                "no model: give a registry name (--model / model=) or a file (--weights / weights=)",
+                field="model",
+            )
 
     def replace(self, **changes: object) -> PipelineConfig:
         """A copy with ``changes`` applied (unknown names raise :class:`UnknownSetting`, a
@@ -230,7 +233,11 @@ class UnknownSetting(ConfigError, TypeError):
 PRESETS: dict[str, PipelineConfig] = {
     # The raw model, nothing else: fastest.
     "fast": PipelineConfig(
-        tta=False, interior=False, refine=False, islands=False, fill_holes=False,
+        tta=False,
+        interior=False,
+        refine=False,
+        islands=False,
+        fill_holes=False,
         foreground=False,
     ),
     # The hybrid pipeline.
@@ -247,9 +254,7 @@ def preset(name: str, **overrides: object) -> PipelineConfig:
     try:
         cfg = PRESETS[name]
     except KeyError:
-        raise UsageError(
-            f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}"
-        ) from None
+        raise UsageError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
     return cfg.replace(**overrides) if overrides else cfg
 
 

@@ -443,7 +443,7 @@ def estimate_foreground_blur(
     frac = frac[y0:y1, x0:x1]
 
     # pixels each round must be evaluated at: the fractional ones, grown by the later radii
-    reach = [sum(radii[i + 1:]) for i in range(len(radii))]
+    reach = [sum(radii[i + 1 :]) for i in range(len(radii))]
     sets = []
     for r in reach:
         grown = frac if r == 0 else cv2.dilate(frac, np.ones((2 * r + 1, 2 * r + 1), np.uint8))

@@ -160,8 +160,7 @@ class Hints:
             pts = getattr(self, name)
             if pts is None:
                 pts = ()
-            if isinstance(pts, str) or (len(pts) == 2 and all(
-                    isinstance(v, (int, np.integer)) for v in pts)):
+            if isinstance(pts, str) or (len(pts) == 2 and all(isinstance(v, (int, np.integer)) for v in pts)):
                 pts = [pts]  # one click given bare
             object.__setattr__(self, name, tuple(_point(p, f"{name} click") for p in pts))
         if self.strokes is not None:
@@ -257,7 +256,10 @@ def parse_point(text: str, *, option: str = "--keep") -> tuple[int, int]:
 
 
 def validate_hint_image(
-    hints: np.ndarray, *, shape: Sequence[int] | None = None, name: str = "hint image",
+    hints: np.ndarray,
+    *,
+    shape: Sequence[int] | None = None,
+    name: str = "hint image",
     tolerance: int = 2,
 ) -> np.ndarray:
     """Check a hint image and return it as uint8 H×W with 255 keep / 0 drop / 128 no hint.
@@ -277,8 +279,10 @@ def validate_hint_image(
             a = a[..., 0]
     if a.ndim == 3 and a.shape[2] == 3:
         c = a
-        if not ((c[..., 0] == c[..., 1]) | (transparent if transparent is not None else False)).all() \
-                or not ((c[..., 1] == c[..., 2]) | (transparent if transparent is not None else False)).all():
+        if (
+            not ((c[..., 0] == c[..., 1]) | (transparent if transparent is not None else False)).all()
+            or not ((c[..., 1] == c[..., 2]) | (transparent if transparent is not None else False)).all()
+        ):
             raise HintImageError(
                 f"{name}: colour hint image (its R, G, B channels differ); draw keep strokes "
                 "white (255), drop strokes black (0), the rest grey 128 or transparent"
@@ -402,7 +406,7 @@ def box_probability(predict, image: np.ndarray, box: tuple[int, int, int, int]) 
     p = predict(crop)
     out = np.zeros(image.shape[:2], np.float32)
     x0, y0, x1, y1 = box
-    out[y0:y1, x0:x1] = p[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+    out[y0:y1, x0:x1] = p[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
     return out
 
 
@@ -509,8 +513,10 @@ def apply_hints(
     cost += prob_cost * _gradient(pw)
     diag = math.hypot(*pw.shape)
     if local > 0:
-        wk, wd = _local_weights(cost, k, pw, sigma * diag, local, min_sigma * diag), \
-            _local_weights(cost, d, pw, sigma * diag, local, min_sigma * diag)
+        wk, wd = (
+            _local_weights(cost, k, pw, sigma * diag, local, min_sigma * diag),
+            _local_weights(cost, d, pw, sigma * diag, local, min_sigma * diag),
+        )
         weight = np.maximum(wk, wd).astype(np.float32)
         label = (wk >= wd).astype(np.float32)
     else:
@@ -538,8 +544,9 @@ def _local_weights(cost, seeds, p, sigma_px, local, min_px) -> np.ndarray:
     if not seeds.any():
         return out
     fg = (p >= 0.5).astype(np.uint8)
-    depth = np.maximum(cv2.distanceTransform(fg, cv2.DIST_L2, 3),
-                       cv2.distanceTransform(1 - fg, cv2.DIST_L2, 3))
+    depth = np.maximum(
+        cv2.distanceTransform(fg, cv2.DIST_L2, 3), cv2.distanceTransform(1 - fg, cv2.DIST_L2, 3)
+    )
     n, labels = cv2.connectedComponents(seeds.astype(np.uint8), connectivity=8)
     for i in range(1, n):
         part = labels == i
@@ -583,8 +590,14 @@ def protect_kept(cleaned: np.ndarray, before: np.ndarray, keep: np.ndarray) -> n
     return out
 
 
-def as_hints(value: Hints | None = None, *, box=None, keep: Iterable | None = None,
-             drop: Iterable | None = None, strokes=None) -> Hints | None:
+def as_hints(
+    value: Hints | None = None,
+    *,
+    box=None,
+    keep: Iterable | None = None,
+    drop: Iterable | None = None,
+    strokes=None,
+) -> Hints | None:
     """A :class:`Hints` from loose front-end values (``None`` when there are none)."""
     if value is not None:
         if any(v is not None for v in (box, keep, drop, strokes)):

@@ -64,9 +64,7 @@ def find_fba_weights(weights: str | None = None) -> Path | None:
     if weights:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise MissingFileError(
-                f"{path}: FBA checkpoint not found (--matting-weights / matting_weights=)"
-            )
+            raise MissingFileError(f"{path}: FBA checkpoint not found (--matting-weights / matting_weights=)")
         return path
     from ..sources import models_dir
 
@@ -99,9 +97,7 @@ def _fba_predictor(path: str):
     return FBAPredictor(path)
 
 
-def _fba(
-    image: np.ndarray, trimap: np.ndarray, weights: Path
-) -> tuple[np.ndarray, np.ndarray | None]:
+def _fba(image: np.ndarray, trimap: np.ndarray, weights: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """FBA alpha (and F) on the band's bounding box, reduced to :data:`FBA_MAX_PIXELS`."""
     import cv2
 
@@ -204,11 +200,12 @@ def matte(
         trimap = make_trimap(alpha, band=band, image=image)
         if unsolvable(trimap):  # e.g. a map uncertain everywhere: a solver would return a
             # solid matte (all 0 or all 1)
-            log.info("matting skipped: the automatic trimap has no definite foreground or "
-                     "background; the segmentation's alpha is kept")
+            log.info(
+                "matting skipped: the automatic trimap has no definite foreground or "
+                "background; the segmentation's alpha is kept"
+            )
             return alpha.astype(np.float32, copy=False), None, trimap
     else:
         trimap = validate_trimap(trimap, shape=image.shape[:2])
-    out, fg = solve_alpha(method, image, trimap, prior=alpha, prior_weight=prior_weight,
-                          weights=weights)
+    out, fg = solve_alpha(method, image, trimap, prior=alpha, prior_weight=prior_weight, weights=weights)
     return out, fg, trimap

@@ -55,8 +55,15 @@ class Pipeline:
         from .matte import matte
 
         cfg = self.config
-        return matte(image, alpha, method=self.matting_method, weights=cfg.matting_weights,
-                     prior_weight=cfg.matting_prior, band=cfg.trimap_band, trimap=trimap)
+        return matte(
+            image,
+            alpha,
+            method=self.matting_method,
+            weights=cfg.matting_weights,
+            prior_weight=cfg.matting_prior,
+            band=cfg.trimap_band,
+            trimap=trimap,
+        )
 
     def trimap(self, image: np.ndarray) -> np.ndarray:
         """The automatic trimap the matting stage would use for ``image``: uint8 H×W with
@@ -132,8 +139,10 @@ class Pipeline:
             if not isinstance(hints, Hints):
                 raise HintError(f"hints must be a nuggy.pipeline.hints.Hints, got {type(hints).__name__}")
             if trimap is not None and not hints.empty:
-                raise HintError("hints and a user trimap cannot be combined: the trimap already "
-                                "says what is subject; draw the fix into the trimap instead")
+                raise HintError(
+                    "hints and a user trimap cannot be combined: the trimap already "
+                    "says what is subject; draw the fix into the trimap instead"
+                )
             hints.check(image.shape[:2])
             if hints.empty:
                 hints = None
@@ -180,8 +189,9 @@ class Pipeline:
         with stage("fuse"):
             return fuse_probabilities(probs, method=cfg.fusion)
 
-    def _segment(self, image: np.ndarray, cfg: PipelineConfig, stage, prob=None, hints=None, *,
-                 matting: bool = True):
+    def _segment(
+        self, image: np.ndarray, cfg: PipelineConfig, stage, prob=None, hints=None, *, matting: bool = True
+    ):
         """segment → fuse → [hints] → interior → refine → clean → [trimap → matte]:
         (alpha, prob, fg, trimap)."""
         hinted = None
@@ -244,9 +254,7 @@ class Pipeline:
 
 def _check_image(image: np.ndarray) -> None:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(
-            f"expected an RGB uint8 H×W×3 array, got {getattr(image, 'shape', type(image))}"
-        )
+        raise ValueError(f"expected an RGB uint8 H×W×3 array, got {getattr(image, 'shape', type(image))}")
     if image.dtype != np.uint8:
         raise ValueError(f"expected uint8 pixels, got {image.dtype}")
     if min(image.shape[:2]) < 2:

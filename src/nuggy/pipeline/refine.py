@@ -94,8 +94,11 @@ def edge_weight(prob: np.ndarray, band: int) -> np.ndarray:
         p = prob
     lo = _UNCERTAIN
     core = cv2.morphologyEx((p > 0.5).view(np.uint8), cv2.MORPH_GRADIENT, _CROSS)
-    core |= cv2.inRange(p, float(np.nextafter(np.float32(lo), np.float32(1))),
-                        float(np.nextafter(np.float32(1 - lo), np.float32(0))))
+    core |= cv2.inRange(
+        p,
+        float(np.nextafter(np.float32(lo), np.float32(1))),
+        float(np.nextafter(np.float32(1 - lo), np.float32(0))),
+    )
     if band <= 0 or not cv2.countNonZero(core):
         return np.zeros((h, w), np.float32)
     # 3×3 chamfer approximation of the Euclidean distance (within ~8 %), Lipschitz ≤ 1

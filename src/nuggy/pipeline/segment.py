@@ -121,9 +121,15 @@ def deeplab_predictor(config):
         raise ValueError("--segmenter deeplabv3 needs PyTorch: pip install 'nuggy[torch]'") from None
     class_index(config.segmenter_class)  # unknown class: a clear error before loading weights
     spec = ModelSpec(
-        name=arch, architecture=arch, filename=path.name, sha256="", size=0,
-        licence="BSD-3-Clause (torchvision)", input_size=(DEEPLAB_RESIZE, DEEPLAB_RESIZE),
-        mean=tuple(255.0 * m for m in DEEPLAB_MEAN), std=tuple(255.0 * s for s in DEEPLAB_STD),
+        name=arch,
+        architecture=arch,
+        filename=path.name,
+        sha256="",
+        size=0,
+        licence="BSD-3-Clause (torchvision)",
+        input_size=(DEEPLAB_RESIZE, DEEPLAB_RESIZE),
+        mean=tuple(255.0 * m for m in DEEPLAB_MEAN),
+        std=tuple(255.0 * s for s in DEEPLAB_STD),
         description="torchvision DeepLabV3 (Pascal VOC classes)",
     )
     return TorchPredictor(arch, path, spec=spec, classes=config.segmenter_class)
@@ -156,8 +162,7 @@ def load_predictor(config, *, accept_license: str | None = None, download: bool 
     if config.backend == "onnx":
         if path.suffix.lower() != ".onnx":
             raise ValueError(
-                f"{path}: the onnx backend needs an .onnx file; use --backend torch for "
-                "PyTorch checkpoints"
+                f"{path}: the onnx backend needs an .onnx file; use --backend torch for PyTorch checkpoints"
             )
         from ..runtime.onnx import OnnxPredictor
 
@@ -166,9 +171,7 @@ def load_predictor(config, *, accept_license: str | None = None, download: bool 
         try:
             from ..runtime.torch import TorchPredictor
         except ImportError:
-            raise ValueError(
-                "the torch backend needs PyTorch: pip install 'nuggy[torch]'"
-            ) from None
+            raise ValueError("the torch backend needs PyTorch: pip install 'nuggy[torch]'") from None
         return TorchPredictor(spec.architecture, path, spec=spec)
     raise ValueError(f"unknown backend {config.backend!r}; choose onnx or torch")
 
@@ -187,9 +190,7 @@ def load_predictors(config, *, accept_license: str | None = None, download: bool
             "with several models, name each model file in the '+'-joined model list "
             "(--model u2netp+path/to/model.onnx) instead of --weights"
         )
-    members = (
-        auto_models(accept_license) if config.model == "auto" else model_members(config.model)
-    )
+    members = auto_models(accept_license) if config.model == "auto" else model_members(config.model)
     out = []
     for member in members:
         if is_file_member(member):

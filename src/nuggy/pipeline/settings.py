@@ -17,8 +17,7 @@ from typing import Any, Literal
 from ..errors import ConfigError, UsageError
 from .config import FUSION_METHODS, LIMITS, MATTING_METHODS, PipelineConfig, preset
 
-__all__ = ["Setting", "SETTINGS", "setting", "kind_of", "choices_of", "parse_value",
-           "build_config"]
+__all__ = ["Setting", "SETTINGS", "setting", "kind_of", "choices_of", "parse_value", "build_config"]
 
 Kind = Literal["bool", "int", "float", "choice"]
 
@@ -57,38 +56,87 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("tta", "Flip TTA", "flip test-time augmentation (mean with the mirrored photo's map)"),
     Setting("interior", "Solid interior", "make the confident inside of the subject fully opaque"),
-    Setting("interior_depth", "Interior depth (fraction of the diagonal)",
-            "depth inside the 0.5 contour beyond which the subject is opaque (fraction of the "
-            "image diagonal)", "FRAC", ui=(0.002, 0.05, 0.002), needs="interior"),
+    Setting(
+        "interior_depth",
+        "Interior depth (fraction of the diagonal)",
+        "depth inside the 0.5 contour beyond which the subject is opaque (fraction of the image diagonal)",
+        "FRAC",
+        ui=(0.002, 0.05, 0.002),
+        needs="interior",
+    ),
     Setting("refine", "Guided filter refinement", "guided filter near the edge, photo as guide"),
-    Setting("refine_radius", "Guided filter radius (px, 0 = auto)",
-            "guided filter radius in pixels (default: scales with the image)", "PX",
-            ui=(0, 64, 1), needs="refine", zero_is_none=True),
-    Setting("refine_eps", "Guided filter eps", "guided filter regularisation (0..1 intensities)",
-            "EPS", needs="refine", steps=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1)),
-    Setting("refine_band", "Guided filter reach (px, 0 = auto)",
-            "how far the filter reaches beyond the edge core, pixels (default: scales with the "
-            "image)", "PX", ui=(0, 64, 1), needs="refine", zero_is_none=True),
+    Setting(
+        "refine_radius",
+        "Guided filter radius (px, 0 = auto)",
+        "guided filter radius in pixels (default: scales with the image)",
+        "PX",
+        ui=(0, 64, 1),
+        needs="refine",
+        zero_is_none=True,
+    ),
+    Setting(
+        "refine_eps",
+        "Guided filter eps",
+        "guided filter regularisation (0..1 intensities)",
+        "EPS",
+        needs="refine",
+        steps=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1),
+    ),
+    Setting(
+        "refine_band",
+        "Guided filter reach (px, 0 = auto)",
+        "how far the filter reaches beyond the edge core, pixels (default: scales with the image)",
+        "PX",
+        ui=(0, 64, 1),
+        needs="refine",
+        zero_is_none=True,
+    ),
     Setting("islands", "Remove islands", "remove small islands"),
-    Setting("island_min_area", "Island threshold (fraction of the largest part)",
-            "islands smaller than this fraction of the largest part are dropped", "FRAC",
-            ui=(0.0, 0.5, 0.01), needs="islands"),
+    Setting(
+        "island_min_area",
+        "Island threshold (fraction of the largest part)",
+        "islands smaller than this fraction of the largest part are dropped",
+        "FRAC",
+        ui=(0.0, 0.5, 0.01),
+        needs="islands",
+    ),
     Setting("fill_holes", "Fill holes", "fill enclosed background holes"),
-    Setting("hole_max_area", "Largest hole filled (fraction of the subject)",
-            "holes up to this fraction of the subject's area are filled", "FRAC",
-            ui=(0.0, 0.01, 0.0005), needs="fill_holes"),
-    Setting("matting", "Matting solver",
-            "solver in the trimap's unknown band (auto = FBA if its checkpoint is found, else "
-            "closed-form; none = no trimap/matting)"),
+    Setting(
+        "hole_max_area",
+        "Largest hole filled (fraction of the subject)",
+        "holes up to this fraction of the subject's area are filled",
+        "FRAC",
+        ui=(0.0, 0.01, 0.0005),
+        needs="fill_holes",
+    ),
+    Setting(
+        "matting",
+        "Matting solver",
+        "solver in the trimap's unknown band (auto = FBA if its checkpoint is found, else "
+        "closed-form; none = no trimap/matting)",
+    ),
     Setting("matting_weights", "FBA checkpoint", "FBA Matting checkpoint (FBA.pth)", "PATH"),
-    Setting("trimap_band", "Trimap band (fraction of the diagonal)",
-            "base half-width of the automatic unknown band, fraction of the image diagonal",
-            "FRAC", ui=(0.002, 0.05, 0.001), needs="matting"),
-    Setting("matting_prior", "Segmentation prior in closed-form matting",
-            "weight of the segmentation as a prior in closed-form matting (0 = plain "
-            "closed-form)", "W", ui=(0.0, 1.0, 0.01), needs="matting"),
-    Setting("foreground", "Decontaminate edge colours",
-            "foreground colour decontamination where alpha is fractional"),
+    Setting(
+        "trimap_band",
+        "Trimap band (fraction of the diagonal)",
+        "base half-width of the automatic unknown band, fraction of the image diagonal",
+        "FRAC",
+        ui=(0.002, 0.05, 0.001),
+        needs="matting",
+    ),
+    Setting(
+        "matting_prior",
+        "Segmentation prior in closed-form matting",
+        "weight of the segmentation as a prior in closed-form matting (0 = plain closed-form)",
+        "W",
+        ui=(0.0, 1.0, 0.01),
+        needs="matting",
+    ),
+    Setting(
+        "foreground",
+        "Decontaminate edge colours",
+        "foreground colour decontamination where alpha is fractional",
+    ),
     Setting("threads", "Threads", "inference threads (default: all cores)", "N"),
 )
 
@@ -139,9 +187,7 @@ def parse_value(name: str, text: str) -> Any:
     comma-separated names. The value's range is checked when the config is built.
     """
     if name not in _FIELDS:
-        raise ConfigError(
-            f"unknown setting {name!r}; settings: {', '.join(_FIELDS)}", field=name
-        )
+        raise ConfigError(f"unknown setting {name!r}; settings: {', '.join(_FIELDS)}", field=name)
     s = text.strip()
     kind = kind_of(name)
     if s.lower() in ("none", "null") and _FIELDS[name].default is None:
@@ -170,8 +216,9 @@ def parse_assignment(item: str) -> tuple[str, Any]:
     name, sep, value = item.partition("=")
     name = name.strip().replace("-", "_")
     if not sep or not name or name not in _FIELDS:
-        raise ConfigError(f"--set {item!r}: expected NAME=VALUE with NAME one of: "
-                          + ", ".join(_FIELDS), field=name or None)
+        raise ConfigError(
+            f"--set {item!r}: expected NAME=VALUE with NAME one of: " + ", ".join(_FIELDS), field=name or None
+        )
     try:
         return name, parse_value(name, value)
     except ConfigError as exc:
@@ -219,4 +266,3 @@ def query_bounds(name: str) -> dict[str, float]:
 def literal_of(name: str) -> Any:
     """A ``Literal[...]`` of a choice field's values (for typed query parameters)."""
     return Literal[choices_of(name)]  # type: ignore[valid-type]
-

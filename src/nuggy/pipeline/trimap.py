@@ -326,20 +326,24 @@ def unsolvable(trimap: np.ndarray) -> str | None:
         return None
     fg, bg = (trimap == FOREGROUND).any(), (trimap == BACKGROUND).any()
     if not fg and not bg:
-        return ("every pixel is unknown (128): mark definite foreground (255) and background "
-                "(0), the colours the solver explains the unknown pixels with")
+        return (
+            "every pixel is unknown (128): mark definite foreground (255) and background "
+            "(0), the colours the solver explains the unknown pixels with"
+        )
     if not bg:
-        return ("the trimap has an unknown region (128) but no definite background (0): alpha "
-                "there could only come out 1; mark some of the background 0")
+        return (
+            "the trimap has an unknown region (128) but no definite background (0): alpha "
+            "there could only come out 1; mark some of the background 0"
+        )
     if not fg:
-        return ("the trimap has an unknown region (128) but no definite foreground (255): alpha "
-                "there could only come out 0; mark some of the subject 255")
+        return (
+            "the trimap has an unknown region (128) but no definite foreground (255): alpha "
+            "there could only come out 0; mark some of the subject 255"
+        )
     return None
 
 
-def load_trimap(
-    path: PathLike, *, shape: tuple[int, int] | None = None, tolerance: int = 2
-) -> np.ndarray:
+def load_trimap(path: PathLike, *, shape: tuple[int, int] | None = None, tolerance: int = 2) -> np.ndarray:
     """Read a trimap file and :func:`validate_trimap` it (errors name the file).
 
     Returns:

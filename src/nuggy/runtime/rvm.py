@@ -75,6 +75,7 @@ class RvmPredictor:
         The recurrent state is settled by running the image twice (the first pass starts from
         zeros); ``flip`` adds the un-flipped matte of the mirrored image (mean of both).
         """
+
         def once(img):
             _, _, rec = self._run(img, None)
             return self._run(img, rec)[0]

@@ -42,8 +42,7 @@ def _cached_weights(spec) -> Path:
     onnx_path = cached_path(spec)
     if onnx_path is None:
         raise FileNotFoundError(
-            f"{spec.name} is not in the cache; fetch it (nuggy models pull {spec.name}) or pass "
-            "weights_path"
+            f"{spec.name} is not in the cache; fetch it (nuggy models pull {spec.name}) or pass weights_path"
         )
     pth = Path(onnx_path).with_name(f"{spec.name}.pth")
     if pth.exists() and pth.stat().st_mtime >= Path(onnx_path).stat().st_mtime:
@@ -163,9 +162,7 @@ class FBAPredictor:
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
 
-    def predict(
-        self, image: np.ndarray, trimap: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict(self, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``image`` RGB uint8 H×W×3, ``trimap`` uint8 H×W (0 bg, 255 fg, else unknown) →
         ``(alpha H×W, fg H×W×3, bg H×W×3)``, float32 in [0, 1].
 

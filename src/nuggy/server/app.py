@@ -232,10 +232,14 @@ def stage_query() -> Callable[..., dict[str, Any]]:
         kind = kind_of(s.name)
         typ = {"bool": bool, "int": int, "float": float}.get(kind) or literal_of(s.name)
         bounds = query_bounds(s.name) if kind in ("int", "float") else {}
-        params.append(inspect.Parameter(
-            s.name, inspect.Parameter.KEYWORD_ONLY, annotation=typ | None,
-            default=Query(None, description=s.help, **bounds),
-        ))
+        params.append(
+            inspect.Parameter(
+                s.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=typ | None,
+                default=Query(None, description=s.help, **bounds),
+            )
+        )
 
     def given(**values: Any) -> dict[str, Any]:
         return {k: v for k, v in values.items() if v is not None}
@@ -292,7 +296,8 @@ def _check_matting(method: str) -> None:
 
     if find_fba_weights() is None:
         raise HTTPException(
-            422, "matting=fba is not available on this server (no FBA.pth checkpoint in its "
+            422,
+            "matting=fba is not available on this server (no FBA.pth checkpoint in its "
             "model cache); use matting=auto, cf, knn, lkm or guided",
         )
 
@@ -319,8 +324,8 @@ def _probe(data: bytes, settings: Settings) -> tuple[str, int, int]:
     im.close()
     if fmt not in settings.formats:
         raise HTTPException(
-            415, f"image format {fmt or 'unknown'} is not accepted; send one of: "
-            + ", ".join(settings.formats),
+            415,
+            f"image format {fmt or 'unknown'} is not accepted; send one of: " + ", ".join(settings.formats),
         )
     if w * h > settings.max_pixels:
         raise HTTPException(
@@ -384,8 +389,9 @@ def _default_pipeline_for(config, base, lock: threading.Lock):
     return Pipeline(config, download=False)
 
 
-def _work(data: bytes, config, base, out_format: str, background, app_state,
-          hints=None) -> tuple[bytes, dict]:
+def _work(
+    data: bytes, config, base, out_format: str, background, app_state, hints=None
+) -> tuple[bytes, dict]:
     """Decode, run, compose and encode one image (in a worker thread)."""
     from nuggy.io import decode_image, encode_image
     from nuggy.pipeline.compose import compose
@@ -532,22 +538,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "png", description="png / webp cut-out (RGBA, or RGB on a bg), or mask (greyscale PNG)"
         ),
         bg: str | None = Query(
-            None, max_length=40,
+            None,
+            max_length=40,
             description="background: white, %23ff8800, 255,136,0, blur, blur:0.02 (default "
             "transparent). No URLs or files.",
         ),
         preset: PresetName = Query(default_preset, description="named pipeline preset"),
         model: str | None = Query(
-            None, max_length=64, description="registry model (default: the server's default); "
+            None,
+            max_length=64,
+            description="registry model (default: the server's default); "
             "only cached models are accepted, see GET /v1/models",
         ),
         overrides: dict[str, Any] = Depends(stage_query()),
-        box: str | None = Query(None, max_length=64, description="x0,y0,x1,y1: the subject is "
-                                "inside this box (pixels; x1, y1 one past the last pixel)"),
-        keep: list[str] | None = Query(None, max_length=32, description="x,y: a click on the "
-                                       "subject (repeat the parameter for more)"),
-        drop: list[str] | None = Query(None, max_length=32, description="x,y: a click on "
-                                       "background (repeatable)"),
+        box: str | None = Query(
+            None,
+            max_length=64,
+            description="x0,y0,x1,y1: the subject is "
+            "inside this box (pixels; x1, y1 one past the last pixel)",
+        ),
+        keep: list[str] | None = Query(
+            None, max_length=32, description="x,y: a click on the subject (repeat the parameter for more)"
+        ),
+        drop: list[str] | None = Query(
+            None, max_length=32, description="x,y: a click on background (repeatable)"
+        ),
     ) -> Response:
         overrides = dict(overrides)
         if format == "mask":
@@ -593,8 +608,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         handed_over = False  # until the job owns the place, leaving is up to this function
         try:
             try:
-                data, hint_data = await asyncio.wait_for(_read_upload(request),
-                                                         settings.upload_timeout)
+                data, hint_data = await asyncio.wait_for(_read_upload(request), settings.upload_timeout)
             except asyncio.TimeoutError:
                 raise HTTPException(
                     408,
@@ -608,8 +622,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 return Response(status_code=499)  # nobody is left to read it
             _, width, height = await run_in_threadpool(_probe, data, settings)
             try:
-                request_hints = await run_in_threadpool(
-                    request_hints.with_image, hint_data, (height, width))
+                request_hints = await run_in_threadpool(request_hints.with_image, hint_data, (height, width))
             except ValueError as exc:
                 raise HTTPException(422, str(exc)) from None
             deadline = time.monotonic() + settings.request_timeout
@@ -623,8 +636,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     try:
                         if not ticket.try_start():
                             raise _QueueTimeout
-                        return _work(data, config, base, format, background, app.state,
-                                     request_hints)
+                        return _work(data, config, base, format, background, app.state, request_hints)
                     finally:
                         limiter.release(time.perf_counter() - t0)
                 finally:
@@ -643,9 +655,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not done:
             fut.add_done_callback(_discard)
             if ticket.try_cancel():
-                raise busy(
-                    f"busy: no processing slot came free within {settings.request_timeout:g} s"
-                )
+                raise busy(f"busy: no processing slot came free within {settings.request_timeout:g} s")
             raise HTTPException(
                 504, f"processing took longer than the limit of {settings.request_timeout:g} s"
             )
@@ -658,9 +668,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body, timings = fut.result()
         ext = "png" if format == "mask" else format
         headers = {
-            "Server-Timing": ", ".join(
-                f"{k};dur={v * 1000:.1f}" for k, v in timings.items()
-            ),
+            "Server-Timing": ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in timings.items()),
             "Content-Disposition": f'inline; filename="cutout.{ext}"',
             "X-Nuggy-Model": name,
             "X-Nuggy-Preset": preset,
@@ -692,8 +700,7 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _REMOVE_OPENAPI = {
     "requestBody": {
         "required": True,
-        "description": "the image: a multipart field `image`, or the raw body with an image "
-        "content type",
+        "description": "the image: a multipart field `image`, or the raw body with an image content type",
         "content": {
             "multipart/form-data": {
                 "schema": {
@@ -701,9 +708,12 @@ _REMOVE_OPENAPI = {
                     "required": ["image"],
                     "properties": {
                         "image": {"type": "string", "format": "binary"},
-                        "hints": {"type": "string", "format": "binary", "description":
-                                  "optional hint image, same size: 255 keep, 0 drop, 128 or "
-                                  "transparent no hint"},
+                        "hints": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "optional hint image, same size: 255 keep, 0 drop, 128 or "
+                            "transparent no hint",
+                        },
                     },
                 }
             },

@@ -21,8 +21,9 @@ class RequestHints:
     strokes: np.ndarray | None = None
 
     @classmethod
-    def from_query(cls, box: str | None, keep: list[str] | None, drop: list[str] | None
-                   ) -> RequestHints | None:
+    def from_query(
+        cls, box: str | None, keep: list[str] | None, drop: list[str] | None
+    ) -> RequestHints | None:
         if box is None and not keep and not drop:
             return cls()
         from nuggy.pipeline.hints import Hints, parse_box, parse_point
@@ -58,7 +59,8 @@ class RequestHints:
                     if im.size != (shape[1], shape[0]):
                         raise HintImageError(
                             f"hints: the hint image is {im.size[0]}×{im.size[1]} but the photo is "
-                            f"{shape[1]}×{shape[0]}; draw it on the photo itself (same size)")
+                            f"{shape[1]}×{shape[0]}; draw it on the photo itself (same size)"
+                        )
                     im.load()
             except HintImageError:
                 raise

@@ -376,9 +376,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, bool) and all(isinstance(c, str) for c in choices):
             value = "true" if value else "false"  # YAML reads `freeze_bn: true` as a bool
         if value not in choices:
-            raise ConfigError(
-                f"{where}: {value!r} is not one of: {', '.join(map(str, choices))}"
-            )
+            raise ConfigError(f"{where}: {value!r} is not one of: {', '.join(map(str, choices))}")
         return value
     if origin is list:
         (inner,) = typing.get_args(tp) or (Any,)
@@ -427,8 +425,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
     unknown = sorted(set(map(str, data)) - set(names))
     if unknown:
         raise ConfigError(
-            f"{where or 'config'}: unknown key(s) {', '.join(unknown)}; "
-            f"known: {', '.join(names)}"
+            f"{where or 'config'}: unknown key(s) {', '.join(unknown)}; known: {', '.join(names)}"
         )
     kwargs = {}
     for f in dataclasses.fields(cls):
@@ -450,16 +447,23 @@ def _check_fba(cfg: TrainConfig, need) -> None:
              f"data.datasets[{i}] ({x.name}).layout: {x.layout} has no foreground/alpha for "
              f"compositing; FBA training reads {', '.join(MATTING_LAYOUTS)}")  # fmt: skip
     need(bool(d.backgrounds), "data.backgrounds: list at least one folder of background photos")
-    need(all(isinstance(b, str) and b.strip() for b in d.backgrounds),
-         "data.backgrounds: empty folder name")
-    need(all(v % 8 == 0 for v in d.input_size),
-         f"data.input_size: FBA needs multiples of 8; got {d.input_size}")
-    need(bool(f.crop_sizes) and all(c >= 16 for c in f.crop_sizes),
-         f"fba.crop_sizes: give sides >= 16; got {f.crop_sizes}")
-    need(len(f.scale) == 2 and 0 < f.scale[0] <= f.scale[1],
-         f"fba.scale: need [lo, hi] with 0 < lo <= hi; got {f.scale}")
-    need(len(f.trimap_kernel) == 2 and 1 <= f.trimap_kernel[0] <= f.trimap_kernel[1],
-         f"fba.trimap_kernel: need [lo, hi] with 1 <= lo <= hi; got {f.trimap_kernel}")
+    need(all(isinstance(b, str) and b.strip() for b in d.backgrounds), "data.backgrounds: empty folder name")
+    need(
+        all(v % 8 == 0 for v in d.input_size),
+        f"data.input_size: FBA needs multiples of 8; got {d.input_size}",
+    )
+    need(
+        bool(f.crop_sizes) and all(c >= 16 for c in f.crop_sizes),
+        f"fba.crop_sizes: give sides >= 16; got {f.crop_sizes}",
+    )
+    need(
+        len(f.scale) == 2 and 0 < f.scale[0] <= f.scale[1],
+        f"fba.scale: need [lo, hi] with 0 < lo <= hi; got {f.scale}",
+    )
+    need(
+        len(f.trimap_kernel) == 2 and 1 <= f.trimap_kernel[0] <= f.trimap_kernel[1],
+        f"fba.trimap_kernel: need [lo, hi] with 1 <= lo <= hi; got {f.trimap_kernel}",
+    )
     need(0 <= f.two_fg <= 1, "fba.two_fg: a probability in [0, 1]")
     need(f.clicks_L > 0, "fba.clicks_L: must be > 0")
     names = ("alpha_l1", "alpha_comp", "alpha_lap", "alpha_grad", "fb_l1", "fb_comp", "fb_lap",
@@ -476,8 +480,10 @@ def _check_fba(cfg: TrainConfig, need) -> None:
                   "sad, mse, grad, conn")  # fmt: skip
     if cfg.val.metric == "max_f":  # the segmentation default
         cfg.val.metric = "sad"
-    need(cfg.val.metric in ("sad", "mse", "grad", "conn"),
-         f"val.metric: {cfg.val.metric} is not a matting metric (sad, mse, grad, conn)")
+    need(
+        cfg.val.metric in ("sad", "mse", "grad", "conn"),
+        f"val.metric: {cfg.val.metric} is not a matting metric (sad, mse, grad, conn)",
+    )
 
 
 def _check(cfg: TrainConfig) -> None:
@@ -499,8 +505,10 @@ def _check(cfg: TrainConfig) -> None:
     need(m.init is None or m.init.strip() != "", "model.init: empty; use null for random weights")
     if cfg.uses_gt_encoder:
         need(g.steps >= 0, "gt_encoder.steps: must be >= 0")
-        need(g.weights is not None or g.steps > 0,
-             "gt_encoder: give weights (a trained GT encoder) or steps > 0 to train one")
+        need(
+            g.weights is not None or g.steps > 0,
+            "gt_encoder: give weights (a trained GT encoder) or steps > 0 to train one",
+        )
         need(g.lr > 0, "gt_encoder.lr: must be > 0")
         need(0 < g.target_max_f <= 1, "gt_encoder.target_max_f: must be in (0, 1]")
         need(g.feature_weight >= 0, "gt_encoder.feature_weight: must be >= 0")
@@ -520,19 +528,29 @@ def _check(cfg: TrainConfig) -> None:
         need(x.root.strip() != "", f"data.datasets[{i}] ({x.name}).root: empty")
     active = cfg.active_datasets
     need(bool(active), "data: every dataset is excluded; nothing left to train on")
-    need(sum(x.weight for x in active) > 0,
-         "data.datasets: the weights of the datasets left after exclusion sum to 0")
-    need(len(d.input_size) in (1, 2) and all(v_ >= 16 for v_ in d.input_size),
-         f"data.input_size: give a side or [height, width], each >= 16; got {d.input_size}")
-    need(d.samples_per_epoch is None or d.samples_per_epoch >= 1,
-         "data.samples_per_epoch: must be >= 1 (or null)")
+    need(
+        sum(x.weight for x in active) > 0,
+        "data.datasets: the weights of the datasets left after exclusion sum to 0",
+    )
+    need(
+        len(d.input_size) in (1, 2) and all(v_ >= 16 for v_ in d.input_size),
+        f"data.input_size: give a side or [height, width], each >= 16; got {d.input_size}",
+    )
+    need(
+        d.samples_per_epoch is None or d.samples_per_epoch >= 1,
+        "data.samples_per_epoch: must be >= 1 (or null)",
+    )
     need(d.num_workers >= 0, "data.num_workers: must be >= 0")
 
     c = a.random_resized_crop
-    need(len(c.scale) == 2 and 0 < c.scale[0] <= c.scale[1] <= 1,
-         f"augment.random_resized_crop.scale: need [lo, hi] with 0 < lo <= hi <= 1; got {c.scale}")
-    need(len(c.ratio) == 2 and 0 < c.ratio[0] <= c.ratio[1],
-         f"augment.random_resized_crop.ratio: need [lo, hi] with 0 < lo <= hi; got {c.ratio}")
+    need(
+        len(c.scale) == 2 and 0 < c.scale[0] <= c.scale[1] <= 1,
+        f"augment.random_resized_crop.scale: need [lo, hi] with 0 < lo <= hi <= 1; got {c.scale}",
+    )
+    need(
+        len(c.ratio) == 2 and 0 < c.ratio[0] <= c.ratio[1],
+        f"augment.random_resized_crop.ratio: need [lo, hi] with 0 < lo <= hi; got {c.ratio}",
+    )
     need(0 <= a.hflip <= 1, "augment.hflip: a probability in [0, 1]")
     j = a.color_jitter
     for k in ("brightness", "contrast", "saturation"):
@@ -544,8 +562,10 @@ def _check(cfg: TrainConfig) -> None:
     need(cfg.loss.bce + cfg.loss.iou > 0, "loss: bce and iou are both 0")
     need(o.lr > 0, "optim.lr: must be > 0")
     need(o.weight_decay >= 0, "optim.weight_decay: must be >= 0")
-    need(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
-         f"optim.betas: need two values in [0, 1); got {o.betas}")
+    need(
+        len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
+        f"optim.betas: need two values in [0, 1); got {o.betas}",
+    )
     need(o.eps > 0, "optim.eps: must be > 0")
     need(o.grad_clip is None or o.grad_clip > 0, "optim.grad_clip: must be > 0 (or null)")
     need(s.warmup_steps >= 0, "schedule.warmup_steps: must be >= 0")
@@ -563,8 +583,10 @@ def _check(cfg: TrainConfig) -> None:
     need(r.log_every >= 1, "train.log_every: must be >= 1")
     need(r.output_dir.strip() != "", "train.output_dir: empty")
     dev = r.device
-    need(dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit()),
-         f"train.device: {dev!r}; use auto, cpu, cuda or cuda:N")
+    need(
+        dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit()),
+        f"train.device: {dev!r}; use auto, cpu, cuda or cuda:N",
+    )
 
     need(v.every >= 0, "val.every: must be >= 0")
     bad = sorted(set(v.metrics) - set(VAL_METRICS))

@@ -135,7 +135,8 @@ def _match(
         problems.append(f"{len(no_image)} mask(s) in {mask_dir} have no image: {_listing(no_image)}")
     if problems:
         raise DatasetError(
-            f"{root}: unmatched files:\n  " + "\n  ".join(problems)
+            f"{root}: unmatched files:\n  "
+            + "\n  ".join(problems)
             + "\nadd the missing files or remove the extra ones"
         )
     return [Sample(s, images[s], masks[s]) for s in sorted(images)]

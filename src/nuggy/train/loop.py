@@ -450,7 +450,8 @@ def _validate(
     input_key: str,
     metrics: list[str],
     hw: tuple[int, int],
-    mean, std,
+    mean,
+    std,
     limit: int | None,
     env: DistEnv,
     amp_ctx: Callable[[], Any],
@@ -924,8 +925,7 @@ def train(
                             ", ".join(changed))  # fmt: skip
             if stored.model.arch != cfg.model.arch:
                 raise ConfigError(
-                    f"--resume: the checkpoint is a {stored.model.arch}, the config asks for "
-                    f"{cfg.model.arch}"
+                    f"--resume: the checkpoint is a {stored.model.arch}, the config asks for {cfg.model.arch}"
                 )
     if cfg is None:
         raise ConfigError("train: give a config (or resume from a checkpoint)")
@@ -950,10 +950,7 @@ def _train(cfg: TrainConfig, env: DistEnv, ckpt: dict | None, stop_at_step: int 
     if ckpt is None and env.is_main:
         for p in (out / "last.pt", out / "gt_encoder" / "last.pt"):
             if p.exists():
-                problem = (
-                    f"{p} exists: continue that run with --resume {out}, or set a new "
-                    "train.output_dir"
-                )
+                problem = f"{p} exists: continue that run with --resume {out}, or set a new train.output_dir"
                 break
     problem = _broadcast_object(problem, env)  # every rank stops, not only rank 0
     if problem:

@@ -204,9 +204,7 @@ def laplacian_pyramid(x: Tensor, levels: int = 5, *, residual: bool = True) -> l
     return out
 
 
-def laplacian_loss(
-    pred: Tensor, gt: Tensor, mask: Tensor | None = None, levels: int = 5
-) -> Tensor:
+def laplacian_loss(pred: Tensor, gt: Tensor, mask: Tensor | None = None, levels: int = 5) -> Tensor:
     """``Σ_{i=0}^{levels−1} 2^i · mean |L_i(pred) − L_i(gt)|`` over ``levels`` band-pass levels
     (``i = 0`` finest), masked per level by the area-pooled ``mask``.
 

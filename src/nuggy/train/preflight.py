@@ -88,7 +88,6 @@ def resolve_initial_weights(arch: str, init: str, accept_license: str | None):
     return spec
 
 
-
 def preflight(cfg: TrainConfig, *, resume: bool = False, warn: bool = True) -> Report:
     """Run every check that can fail before training (see the module docstring).
 

@@ -160,8 +160,7 @@ def render(result: Any, choice: BackgroundChoice) -> np.ndarray:
     """The cut-out as downloaded: RGBA for a transparent background, else RGB on it."""
     from nuggy.pipeline.compose import compose
 
-    return compose(result.image, result.alpha, foreground=result.foreground,
-                   background=choice.background())
+    return compose(result.image, result.alpha, foreground=result.foreground, background=choice.background())
 
 
 def on_screen(rendered: np.ndarray) -> np.ndarray:
@@ -311,13 +310,22 @@ def _sidebar() -> tuple[Any, BackgroundChoice]:
     sb = st.sidebar
     sb.header("Model")
     usable, missing = available_models()
-    model = sb.selectbox("Model", usable, key="model",
-                         help="registry models in the cache (and the default, fetched on first use)")
+    model = sb.selectbox(
+        "Model",
+        usable,
+        key="model",
+        help="registry models in the cache (and the default, fetched on first use)",
+    )
     if missing:
         sb.caption("Not cached: " + "; ".join(f"`{m}`" for m in missing))
     names = list(PRESETS)
-    preset_name = sb.selectbox("Preset", names, index=names.index(default_preset()), key="preset",
-                               help="stage settings below start from the preset")
+    preset_name = sb.selectbox(
+        "Preset",
+        names,
+        index=names.index(default_preset()),
+        key="preset",
+        help="stage settings below start from the preset",
+    )
     base = PRESETS[preset_name]
     tag = f"{preset_name}"  # widget keys per preset: switching preset resets the stages
 
@@ -330,7 +338,7 @@ def _sidebar() -> tuple[Any, BackgroundChoice]:
     choice = BackgroundChoice()
     if kind == "Colour":
         hexcol = sb.color_picker("Colour", "#ffffff", key="bg_colour")
-        choice = BackgroundChoice("colour", colour=tuple(int(hexcol[i:i + 2], 16) for i in (1, 3, 5)))
+        choice = BackgroundChoice("colour", colour=tuple(int(hexcol[i : i + 2], 16) for i in (1, 3, 5)))
     elif kind == "Image":
         up = sb.file_uploader("Background image", type=ACCEPTED_TYPES, key="bg_image")
         if up is not None:
@@ -365,27 +373,37 @@ def stage_widgets(sb: Any, base: Any, tag: str, *, fba: bool) -> dict[str, Any]:
         if kind == "bool":
             values[s.name] = sb.checkbox(s.label, value=bool(start), key=key, help=s.help)
         elif kind == "choice":
-            options = [c for c in choices_of(s.name) if not (s.name == "matting" and c == "fba"
-                                                              and not fba)]
+            options = [c for c in choices_of(s.name) if not (s.name == "matting" and c == "fba" and not fba)]
             if start not in options:
                 start = "auto" if "auto" in options else options[0]
             extra = "" if fba or s.name != "matting" else "; fba needs FBA.pth in the model cache"
-            values[s.name] = sb.selectbox(s.label, options, index=options.index(start), key=key,
-                                          help=s.help + extra)
+            values[s.name] = sb.selectbox(
+                s.label, options, index=options.index(start), key=key, help=s.help + extra
+            )
         elif s.steps:
             labels = [f"{v:g}" for v in s.steps]  # strings: Streamlit matches floats loosely
             near = min(labels, key=lambda v: abs(np.log10(float(v)) - np.log10(start)))
-            values[s.name] = float(sb.select_slider(s.label, labels, value=near, key=key,
-                                                    disabled=off, help=s.help))
+            values[s.name] = float(
+                sb.select_slider(s.label, labels, value=near, key=key, disabled=off, help=s.help)
+            )
         elif s.ui:
             lo, hi, step = s.ui
             if kind == "int":
-                v = sb.slider(s.label, int(lo), int(hi), int(start or 0), int(step), key=key,
-                              disabled=off, help=s.help)
+                v = sb.slider(
+                    s.label, int(lo), int(hi), int(start or 0), int(step), key=key, disabled=off, help=s.help
+                )
             else:
-                v = sb.slider(s.label, float(lo), float(hi), float(start or 0.0), float(step),
-                              key=key, disabled=off, help=s.help,
-                              format="%.4f" if step < 0.001 else "%.3f")
+                v = sb.slider(
+                    s.label,
+                    float(lo),
+                    float(hi),
+                    float(start or 0.0),
+                    float(step),
+                    key=key,
+                    disabled=off,
+                    help=s.help,
+                    format="%.4f" if step < 0.001 else "%.3f",
+                )
             values[s.name] = None if (s.zero_is_none and v == 0) else v
     return values
 
@@ -399,8 +417,7 @@ def _process(files: list, config: Any, store: OrderedDict) -> list[str]:
         for i, (f, k) in enumerate(todo):
             bar.progress(i / len(todo), text=f"Cutting out {f.name} ({i + 1}/{len(todo)})…")
             try:
-                store[k] = {"name": f.name, "result": cut_out(f.getvalue(), f.name, config),
-                            "config": config}
+                store[k] = {"name": f.name, "result": cut_out(f.getvalue(), f.name, config), "config": config}
             except Exception as exc:  # noqa: BLE001 - shown in the page, never a traceback
                 store[k] = {"name": f.name, "error": describe_error(exc)}
         bar.empty()
@@ -415,8 +432,9 @@ def _show_one(entry: dict, choice: BackgroundChoice, idx: int, *, hints: bool = 
         from nuggy.ui.hint_canvas import hint_panel
 
         config = entry["config"]
-        entry = hint_panel(entry, lambda rgb, h: pipeline_for(config).run(rgb, hints=h),
-                           idx=idx, preview_side=PREVIEW_SIDE)
+        entry = hint_panel(
+            entry, lambda rgb, h: pipeline_for(config).run(rgb, hints=h), idx=idx, preview_side=PREVIEW_SIDE
+        )
     if "error" in entry:
         msg = entry["error"]
         st.error(msg if msg.startswith(entry["name"]) else f"{entry['name']}: {msg}")
@@ -437,12 +455,19 @@ def _show_one(entry: dict, choice: BackgroundChoice, idx: int, *, hints: bool = 
     c1, c2 = st.columns(2)
     c1.download_button(
         "Download PNG" + (" (transparent)" if transparent else " (on background)"),
-        _encoded(entry, choice), file_name=output_name(entry["name"], ".png", set()),
-        mime="image/png", key=f"dl:{idx}", type="primary",
+        _encoded(entry, choice),
+        file_name=output_name(entry["name"], ".png", set()),
+        mime="image/png",
+        key=f"dl:{idx}",
+        type="primary",
     )
-    c2.download_button("Download mask", _mask_png(entry),
-                       file_name=output_name(entry["name"], ".mask.png", set()),
-                       mime="image/png", key=f"dlmask:{idx}")
+    c2.download_button(
+        "Download mask",
+        _mask_png(entry),
+        file_name=output_name(entry["name"], ".mask.png", set()),
+        mime="image/png",
+        key=f"dlmask:{idx}",
+    )
 
 
 def _image(where: Any, img: np.ndarray, caption: str) -> None:
@@ -457,16 +482,23 @@ def main() -> None:
     """Draw the page."""
     st.set_page_config(page_title="Nuggy — cut-outs", page_icon="✂️", layout="wide")
     st.title("Nuggy")
-    st.caption("Cut subjects out of photos: segmentation, edge refinement, island cleaning, "
-               "matting, colour decontamination.")
+    st.caption(
+        "Cut subjects out of photos: segmentation, edge refinement, island cleaning, "
+        "matting, colour decontamination."
+    )
     try:
         config, choice = _sidebar()
     except Exception as exc:  # noqa: BLE001
         st.error(f"Cannot set up the pipeline: {describe_error(exc)}")
         return
-    files = st.file_uploader("Drop photos here", type=ACCEPTED_TYPES, accept_multiple_files=True,
-                             key="uploads", help="one or many images; each is processed once "
-                             "per setting and kept while you adjust the background")
+    files = st.file_uploader(
+        "Drop photos here",
+        type=ACCEPTED_TYPES,
+        accept_multiple_files=True,
+        key="uploads",
+        help="one or many images; each is processed once "
+        "per setting and kept while you adjust the background",
+    )
     if not files:
         st.info("Drop one or more photos (PNG, JPEG, WebP, BMP, TIFF, GIF) to cut them out.")
         return
@@ -484,8 +516,14 @@ def main() -> None:
         if good:
             taken: set[str] = set()
             payload = [(output_name(e["name"], ".png", taken), _encoded(e, choice)) for e in good]
-            st.download_button("Download all (ZIP)", build_zip(payload), file_name="nuggy-cutouts.zip",
-                               mime="application/zip", key="dl:zip", type="primary")
+            st.download_button(
+                "Download all (ZIP)",
+                build_zip(payload),
+                file_name="nuggy-cutouts.zip",
+                mime="application/zip",
+                key="dl:zip",
+                type="primary",
+            )
     if len(entries) == 1:
         _show_one(entries[0], choice, 0, hints=True)
         return

@@ -106,8 +106,9 @@ def _component():
     return _COMPONENT
 
 
-def canvas(preview_rgb: np.ndarray, strokes: Sequence[dict], *, mode: str, radius: int,
-           scale: float, key: str) -> dict | None:
+def canvas(
+    preview_rgb: np.ndarray, strokes: Sequence[dict], *, mode: str, radius: int, scale: float, key: str
+) -> dict | None:
     """Draw the canvas; return the stroke just finished (full-image pixels) or ``None``.
 
     Args:
@@ -123,13 +124,22 @@ def canvas(preview_rgb: np.ndarray, strokes: Sequence[dict], *, mode: str, radiu
     from nuggy.io import encode_image
 
     h, w = preview_rgb.shape[:2]
-    src = "data:image/jpeg;base64," + base64.b64encode(
-        encode_image(preview_rgb, "JPEG", quality=88)).decode("ascii")
+    src = "data:image/jpeg;base64," + base64.b64encode(encode_image(preview_rgb, "JPEG", quality=88)).decode(
+        "ascii"
+    )
     shown = [to_preview(s, scale) for s in strokes]
     res = _component()(
-        data={"src": src, "width": w, "height": h, "strokes": shown, "mode": mode,
-              "radius": max(1, round(radius / scale))},
-        key=key, on_stroke_change=lambda: None, height="content",
+        data={
+            "src": src,
+            "width": w,
+            "height": h,
+            "strokes": shown,
+            "mode": mode,
+            "radius": max(1, round(radius / scale)),
+        },
+        key=key,
+        on_stroke_change=lambda: None,
+        height="content",
     )
     event = getattr(res, "stroke", None)
     if not event:
@@ -138,8 +148,11 @@ def canvas(preview_rgb: np.ndarray, strokes: Sequence[dict], *, mode: str, radiu
 
 
 def to_preview(stroke: dict, scale: float) -> dict:
-    return {"mode": stroke["mode"], "radius": max(1, round(stroke["radius"] / scale)),
-            "points": [[round(x / scale), round(y / scale)] for x, y in stroke["points"]]}
+    return {
+        "mode": stroke["mode"],
+        "radius": max(1, round(stroke["radius"] / scale)),
+        "points": [[round(x / scale), round(y / scale)] for x, y in stroke["points"]],
+    }
 
 
 def from_preview(event: dict, scale: float) -> dict | None:
@@ -152,8 +165,11 @@ def from_preview(event: dict, scale: float) -> dict | None:
         return None
     if mode not in MODES or not points:
         return None
-    return {"mode": mode, "radius": max(1, round(radius * scale)),
-            "points": [[round(x * scale), round(y * scale)] for x, y in points]}
+    return {
+        "mode": mode,
+        "radius": max(1, round(radius * scale)),
+        "points": [[round(x * scale), round(y * scale)] for x, y in points],
+    }
 
 
 def hints_from_strokes(strokes: Sequence[dict], shape: Sequence[int]):
@@ -186,8 +202,7 @@ def hints_from_strokes(strokes: Sequence[dict], shape: Sequence[int]):
         if len(q) == 1 or (q == q[0]).all():
             cv2.circle(img, (int(q[0, 0]), int(q[0, 1])), r, int(value), thickness=-1)
         else:
-            cv2.polylines(img, [q.reshape(-1, 1, 2)], False, int(value), thickness=2 * r,
-                          lineType=cv2.LINE_8)
+            cv2.polylines(img, [q.reshape(-1, 1, 2)], False, int(value), thickness=2 * r, lineType=cv2.LINE_8)
         drawn = True
     if box is None and not drawn:
         return None
@@ -233,32 +248,41 @@ def hint_panel(entry: dict, run, *, idx: int, preview_side: int) -> dict:
     h, w = rgb.shape[:2]
     key = f"hints:{idx}:{entry['name']}:{h}x{w}"
     strokes: list = st.session_state.setdefault(key, [])
-    if not st.toggle("Fix with hints: draw a box, or paint what to keep / drop",
-                     key=f"{key}:on", value=bool(strokes)):
+    if not st.toggle(
+        "Fix with hints: draw a box, or paint what to keep / drop", key=f"{key}:on", value=bool(strokes)
+    ):
         return entry
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
-        label = c1.radio("Tool", ["Keep (paint the subject)", "Drop (paint background)", "Box"],
-                         key=f"{key}:mode", horizontal=True)
+        label = c1.radio(
+            "Tool",
+            ["Keep (paint the subject)", "Drop (paint background)", "Box"],
+            key=f"{key}:mode",
+            horizontal=True,
+        )
         mode = MODES[["Keep", "Drop", "Box"].index(label.split(" ")[0])]
         diag = (h * h + w * w) ** 0.5
-        radius = c2.slider("Brush radius (px)", 1, max(4, round(diag / 20)),
-                           max(2, round(diag / 150)), key=f"{key}:radius")
+        radius = c2.slider(
+            "Brush radius (px)", 1, max(4, round(diag / 20)), max(2, round(diag / 150)), key=f"{key}:radius"
+        )
         if c3.button("Undo", key=f"{key}:undo", disabled=not strokes):
             strokes.pop()
         if c4.button("Clear", key=f"{key}:clear", disabled=not strokes):
             strokes.clear()
         shown = preview(rgb, preview_side)
         scale = w / shown.shape[1]
-        new = canvas(shown, strokes, mode=mode, radius=radius, scale=scale,
-                     key=f"{key}:canvas:{len(strokes)}")
+        new = canvas(
+            shown, strokes, mode=mode, radius=radius, scale=scale, key=f"{key}:canvas:{len(strokes)}"
+        )
         if new is not None:
             strokes.append(new)
             st.rerun()
         hints = hints_from_strokes(strokes, (h, w))
         if hints is None:
-            st.caption("Green strokes keep, red strokes drop, a blue box bounds the subject; "
-                       "the cut-out updates after each stroke.")
+            st.caption(
+                "Green strokes keep, red strokes drop, a blue box bounds the subject; "
+                "the cut-out updates after each stroke."
+            )
             return entry
         cache = entry.setdefault("hinted", {})
         k = strokes_key(strokes)
@@ -272,11 +296,16 @@ def hint_panel(entry: dict, run, *, idx: int, preview_side: int) -> dict:
                 cache[k] = {"name": entry["name"], "error": describe_error(exc)}
             while len(cache) > 8:
                 cache.pop(next(iter(cache)))
-        st.caption(f"{len(strokes)} stroke{'s' * (len(strokes) != 1)} · replay: "
-                   f"`{replay_command(entry['name'], hints)}`")
+        st.caption(
+            f"{len(strokes)} stroke{'s' * (len(strokes) != 1)} · replay: "
+            f"`{replay_command(entry['name'], hints)}`"
+        )
         st.download_button(
-            "Download hint image", encode_image(render_hint_image(hints, (h, w)), "PNG"),
-            file_name=f"{entry['name'].rsplit('.', 1)[0]}.hints.png", mime="image/png",
-            key=f"{key}:dl", disabled=hints.strokes is None,
+            "Download hint image",
+            encode_image(render_hint_image(hints, (h, w)), "PNG"),
+            file_name=f"{entry['name'].rsplit('.', 1)[0]}.hints.png",
+            mime="image/png",
+            key=f"{key}:dl",
+            disabled=hints.strokes is None,
         )
         return cache[k]

@@ -272,7 +272,8 @@ def read_items(
             raise TruncatedVideoError(
                 f"{path}: the video stream breaks off {where} (frame {count}): {exc}; the "
                 f"{count} frames before it were written",
-                timestamp=last_time, frames=count,
+                timestamp=last_time,
+                frames=count,
             ) from None
         if count == 0:
             what = "in the selected section" if (start or duration) else "at all"
@@ -284,7 +285,8 @@ def read_items(
                 f"{path}: the video stream ends at {last_time:.3f} s but the file declares "
                 f"{info.duration:.3f} s (truncated file?); the {count} frames up to "
                 f"{last_time:.3f} s were written",
-                timestamp=last_time, frames=count,
+                timestamp=last_time,
+                frames=count,
             )
     finally:
         container.close()
@@ -328,8 +330,16 @@ class VideoWriter:
         overwrite: replace an existing output (on :meth:`close` only).
     """
 
-    def __init__(self, dst, info: VideoInfo, size: tuple[int, int], *, transparent: bool,
-                 audio_stream=None, overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        dst,
+        info: VideoInfo,
+        size: tuple[int, int],
+        *,
+        transparent: bool,
+        audio_stream=None,
+        overwrite: bool = False,
+    ) -> None:
         self.dst = Path(os.fspath(dst))
         self.kind = output_kind(dst)
         self.info = info

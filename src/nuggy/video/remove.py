@@ -52,9 +52,17 @@ def _same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
 
 
-def check_request(src, dst, *, bg=None, mask_only: bool = False, overwrite: bool = False,
-                  temporal: float | None = None, start: float | None = None,
-                  duration: float | None = None) -> str:
+def check_request(
+    src,
+    dst,
+    *,
+    bg=None,
+    mask_only: bool = False,
+    overwrite: bool = False,
+    temporal: float | None = None,
+    start: float | None = None,
+    duration: float | None = None,
+) -> str:
     """Every check that needs neither the video's frames nor a model; returns the output kind.
 
     Raises:
@@ -144,15 +152,22 @@ def remove(
     from ..pipeline.compose import parse_background
     from .io import probe
 
-    kind = check_request(src, dst, bg=bg, mask_only=mask_only, overwrite=overwrite,
-                         temporal=temporal, start=start, duration=duration)
+    kind = check_request(
+        src,
+        dst,
+        bg=bg,
+        mask_only=mask_only,
+        overwrite=overwrite,
+        temporal=temporal,
+        start=start,
+        duration=duration,
+    )
     if config is None:
         from ..pipeline.settings import build_config
 
         if mask_only and overrides.get("foreground") is None:
             overrides["foreground"] = False
-        config = build_config(preset, model=model, weights=str(weights) if weights else None,
-                              **overrides)
+        config = build_config(preset, model=model, weights=str(weights) if weights else None, **overrides)
     preflight(config)
     background = parse_background(bg) if bg else None
     info = probe(src)
@@ -163,13 +178,41 @@ def remove(
     recurrent = len(predictors) == 1 and hasattr(predictors[0], "step")
     if temporal is None:
         temporal = 0.0 if recurrent else DEFAULT_TEMPORAL
-    return _run(src, dst, kind, info, pipe, predictors, recurrent=recurrent,
-                temporal=float(temporal), background=background, mask_only=mask_only,
-                start=start or 0.0, duration=duration, overwrite=overwrite, progress=progress)
+    return _run(
+        src,
+        dst,
+        kind,
+        info,
+        pipe,
+        predictors,
+        recurrent=recurrent,
+        temporal=float(temporal),
+        background=background,
+        mask_only=mask_only,
+        start=start or 0.0,
+        duration=duration,
+        overwrite=overwrite,
+        progress=progress,
+    )
 
 
-def _run(src, dst, kind, info, pipe, predictors, *, recurrent, temporal, background, mask_only,
-         start, duration, overwrite, progress) -> VideoReport:
+def _run(
+    src,
+    dst,
+    kind,
+    info,
+    pipe,
+    predictors,
+    *,
+    recurrent,
+    temporal,
+    background,
+    mask_only,
+    start,
+    duration,
+    overwrite,
+    progress,
+) -> VideoReport:
     from tqdm import tqdm
 
     from ..pipeline.compose import compose
@@ -185,8 +228,9 @@ def _run(src, dst, kind, info, pipe, predictors, *, recurrent, temporal, backgro
     # audio stream of the input (for the writer's stream template): opened separately
     audio_container = _open(src)
     audio_stream = audio_container.streams.audio[0] if audio_container.streams.audio else None
-    writer = VideoWriter(dst, info, size, transparent=transparent, audio_stream=audio_stream,
-                         overwrite=overwrite)
+    writer = VideoWriter(
+        dst, info, size, transparent=transparent, audio_stream=audio_stream, overwrite=overwrite
+    )
 
     inq: queue.Queue = queue.Queue(_QUEUE)
     outq: queue.Queue = queue.Queue(_QUEUE)
@@ -240,8 +284,14 @@ def _run(src, dst, kind, info, pipe, predictors, *, recurrent, temporal, backgro
     total = info.estimated_frames()
     if duration is not None and info.rate:
         total = min(total or 1 << 30, int(round(duration * float(info.rate))))
-    bar = tqdm(total=total or None, unit="frame", desc=Path(os.fspath(src)).name,
-               disable=not show, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=total or None,
+        unit="frame",
+        desc=Path(os.fspath(src)).name,
+        disable=not show,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     reader = threading.Thread(target=decode, name="nuggy-video-read", daemon=True)
     encoder = threading.Thread(target=encode, name="nuggy-video-write", daemon=True)
     t0 = time.perf_counter()
@@ -294,8 +344,7 @@ def _run(src, dst, kind, info, pipe, predictors, *, recurrent, temporal, backgro
             if mask_only:
                 out = result.alpha_u8()
             else:
-                out = compose(image, result.alpha, foreground=result.foreground,
-                              background=background)
+                out = compose(image, result.alpha, foreground=result.foreground, background=background)
             if not put(outq, ("video", (out, frame.pts - shift_pts, frame.time - shift[0]))):
                 break
             frames += 1
@@ -323,8 +372,10 @@ def _run(src, dst, kind, info, pipe, predictors, *, recurrent, temporal, backgro
         audio_container.close()
     read_error = errors.get("read")
     write_error = errors.get("write")
-    if failed is not None or write_error is not None or (
-        read_error is not None and not isinstance(read_error, TruncatedVideoError)
+    if (
+        failed is not None
+        or write_error is not None
+        or (read_error is not None and not isinstance(read_error, TruncatedVideoError))
     ):
         writer.abort()
         if failed is not None:

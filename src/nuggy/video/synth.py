@@ -30,8 +30,9 @@ class SynthFrame:
     matrix: np.ndarray
 
 
-def motion_matrix(motion: str, t: float, *, fg_size: tuple[int, int], frame_size: tuple[int, int],
-                  amount: float = 1.0) -> np.ndarray:
+def motion_matrix(
+    motion: str, t: float, *, fg_size: tuple[int, int], frame_size: tuple[int, int], amount: float = 1.0
+) -> np.ndarray:
     """2×3 affine matrix for ``motion`` at phase ``t`` in [0, 1] (foreground → frame pixels).
 
     The foreground is scaled to 70 % of the frame height and centred; ``translate`` moves it
@@ -92,8 +93,14 @@ def synth_clip(
     rng = np.random.default_rng(seed)
     for i in range(frames):
         m = motion_matrix(motion, i / max(frames, 1), fg_size=alpha.shape, frame_size=(H, W))
-        a = cv2.warpAffine(alpha.astype(np.float32), m, (W, H), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        a = cv2.warpAffine(
+            alpha.astype(np.float32),
+            m,
+            (W, H),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
         f = cv2.warpAffine(fg, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         a = np.clip(a, 0.0, 1.0)
         img = a[..., None] * f + (1.0 - a[..., None]) * back

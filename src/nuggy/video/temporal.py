@@ -53,8 +53,9 @@ class TemporalParams:
         from ..errors import ConfigError
 
         if not 0.0 <= self.strength < 1.0:
-            raise ConfigError(f"temporal strength must be in 0..1 (1 excluded), got {self.strength!r}",
-                              field="temporal")
+            raise ConfigError(
+                f"temporal strength must be in 0..1 (1 excluded), got {self.strength!r}", field="temporal"
+            )
         if self.flow_size < 16 or self.fb_scale <= 0 or self.change_scale <= 0:
             raise ConfigError("temporal flow_size ≥ 16, fb_scale > 0, change_scale > 0 required")
         if not 0 < self.cut_threshold <= 1:
@@ -95,8 +96,7 @@ class TemporalStabiliser:
         if (h, w) not in grids:
             if len(grids) > 4:
                 grids.clear()
-            grids[(h, w)] = np.meshgrid(np.arange(w, dtype=np.float32),
-                                        np.arange(h, dtype=np.float32))
+            grids[(h, w)] = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         return grids[(h, w)]
 
     def _flow_engine(self):
@@ -170,8 +170,13 @@ class TemporalStabiliser:
         else:
             back_full = back
         fx, fy = self._grid(H, W)
-        warped = cv2.remap(prev_state, fx + back_full[..., 0], fy + back_full[..., 1],
-                           cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped = cv2.remap(
+            prev_state,
+            fx + back_full[..., 0],
+            fy + back_full[..., 1],
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
         diff = warped - prob
         conf = conf.astype(np.float32) * np.exp(-np.square(diff / np.float32(p.change_scale)))
         out = prob + np.float32(p.strength) * conf * diff
