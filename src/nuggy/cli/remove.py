@@ -40,28 +40,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--preset", default="default", help="fast | default | best (default: %(default)s)")
-    p.add_argument(
-        "--model",
-        default=None,
-        help="registry model, or several joined by '+' (u2netp+isnet: run each, fuse "
+    from nuggy.cli.settings import add_model_arguments
+
+    add_model_arguments(
+        p,
+        model_help="registry model, or several joined by '+' (u2netp+isnet: run each, fuse "
         "the maps), or auto (default: u2netp; --preset best: auto = u2netp plus every "
         "cached model whose licence you accepted; see 'nuggy models list')",
     )
-    p.add_argument("--weights", metavar="PATH", help="use this model file instead of the registry one")
-    p.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
-    p.add_argument(
-        "--segmenter",
-        choices=["salient", "deeplabv3"],
-        default=None,
-        help="salient-object model (default) or class-aware DeepLabV3 (needs --class)",
-    )
-    p.add_argument(
-        "--class",
-        dest="segmenter_class",
-        metavar="NAME",
-        help="with --segmenter deeplabv3: the class to cut out (cat, dog, person…)",
-    )
-    p.add_argument("--accept-license", metavar="ID", help="accept a gated model's licence (agpl-3.0)")
     out = p.add_argument_group("output")
     out.add_argument("--mask-only", action="store_true", help="write the alpha matte (greyscale)")
     out.add_argument(

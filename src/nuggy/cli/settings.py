@@ -8,7 +8,30 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 
-__all__ = ["add_setting_arguments", "overrides_from_args", "config_from_args"]
+__all__ = ["add_model_arguments", "add_setting_arguments", "overrides_from_args", "config_from_args"]
+
+
+def add_model_arguments(p, *, model_help: str = "registry model (default: u2netp)") -> None:
+    """``--model``, ``--weights``, ``--backend``, ``--segmenter``, ``--class`` and
+    ``--accept-license``: how every image verb names its segmentation model."""
+    p.add_argument("--model", default=None, help=model_help)
+    p.add_argument("--weights", metavar="PATH", help="use this model file instead of the registry one")
+    p.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
+    p.add_argument(
+        "--segmenter",
+        choices=["salient", "deeplabv3"],
+        default=None,
+        help="salient-object model (default) or class-aware DeepLabV3 (needs --class)",
+    )
+    p.add_argument(
+        "--class",
+        dest="segmenter_class",
+        metavar="NAME",
+        help="with --segmenter deeplabv3: the class to cut out (cat, dog, person…)",
+    )
+    p.add_argument(
+        "--accept-license", metavar="ID", help="accept a gated model's licence (agpl-3.0, gpl-3.0)"
+    )
 
 
 def add_setting_arguments(group, names: Iterable[str] | None = None) -> None:

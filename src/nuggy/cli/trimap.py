@@ -29,22 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="output file (one input) or folder (default: INPUT.trimap.png beside it)",
     )
     p.add_argument("--preset", default="default", help="fast | default | best (segmentation stages)")
-    p.add_argument("--model", default=None, help="registry model (default: u2netp)")
-    p.add_argument("--weights", metavar="PATH", help="use this model file instead of the registry one")
-    p.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
-    p.add_argument(
-        "--segmenter",
-        choices=["salient", "deeplabv3"],
-        default=None,
-        help="salient-object model (default) or class-aware DeepLabV3 (needs --class)",
-    )
-    p.add_argument(
-        "--class",
-        dest="segmenter_class",
-        metavar="NAME",
-        help="with --segmenter deeplabv3: the class (cat, dog, person…)",
-    )
-    p.add_argument("--accept-license", metavar="ID", help="accept a gated model's licence (agpl-3.0)")
+    from nuggy.cli.settings import add_model_arguments
+
+    add_model_arguments(p)
     from nuggy.cli.settings import add_setting_arguments
 
     st = p.add_argument_group("segmentation stages before the trimap (override the preset)")
