@@ -269,6 +269,9 @@ def guided_filter(
         raise ValueError(f"border must be 'reflect' or 'inside', got {border!r}")
     if src.size == 0:
         return np.zeros(src.shape, np.float32)
+    # a window wider than the image sees all of it: larger radii act as max(H, W) - 1, so the
+    # cost stays bounded by the image's size (OpenCV's box filter would pad by the radius)
+    radius = max(1, min(radius, max(src.shape) - 1))
     if border == "reflect" and s == 1 and eps >= CV_MIN_EPS and hasattr(cv2, "ximgproc"):
         return _cv_guided(guide, src, radius, float(eps))
     if border == "reflect":
