@@ -199,13 +199,28 @@ def test_one_stroke_in_chromium_changes_the_cutout(browser_tools, ui_server, tmp
     os.environ.setdefault("SE_OFFLINE", "true")
     driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=opts)
 
+    from selenium.common.exceptions import StaleElementReferenceException
+
     def alpha_src(d):
         imgs = d.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"] img')
         return imgs[0].get_attribute("src") if imgs else None
 
+    canvas_css = "canvas[data-testid=nuggy-hint-canvas]"
+
+    def painted_canvas(d):  # found anew each time: Streamlit re-renders the component
+        found = d.find_elements(By.CSS_SELECTOR, canvas_css)
+        if not found or not found[0].is_displayed():
+            return False
+        ok = d.execute_script(
+            "const c = arguments[0]; return c.getContext('2d').getImageData(c.width/2, c.height/2, 1, 1).data[3] > 0",
+            found[0],
+        )
+        return found[0] if ok else False
+
     try:
         driver.get(ui_server)
-        wait = WebDriverWait(driver, 180)
+        # a page re-render can replace an element between finding and using it: look again
+        wait = WebDriverWait(driver, 180, ignored_exceptions=(StaleElementReferenceException,))
         upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "input[type=file]")))
         upload.send_keys(str((EXAMPLES / "chelsea.jpg").resolve()))
         wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "chelsea.jpg — 451×300"))
@@ -219,26 +234,25 @@ def test_one_stroke_in_chromium_changes_the_cutout(browser_tools, ui_server, tmp
                 (By.XPATH, "//label[.//*[contains(text(), 'Drop (paint background)')]]")
             )
         ).click()
-        canvas = wait.until(
-            EC.visibility_of_element_located((By.CSS_SELECTOR, "canvas[data-testid=nuggy-hint-canvas]"))
-        )
-        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
-        wait.until(
-            lambda d: d.execute_script(
-                "const c = arguments[0]; return c.getContext('2d').getImageData(c.width/2, c.height/2, 1, 1).data[3] > 0",
-                canvas,
-            )
-        )
-        # canvas geometry: the cat's head is around (330, 130) of 451×300
-        rect = driver.execute_script(
-            "const r = arguments[0].getBoundingClientRect(); return [r.width, r.height]", canvas
-        )
-        sx, sy = rect[0] / 451, rect[1] / 300
-        ActionChains(driver).move_to_element_with_offset(
-            canvas, int((260 - 225) * sx), int((100 - 150) * sy)
-        ).click_and_hold().move_by_offset(int(60 * sx), 0).move_by_offset(
-            int(60 * sx), int(20 * sy)
-        ).release().perform()
+        for attempt in range(3):  # the stroke is painted on the canvas as it is now
+            try:
+                canvas = wait.until(painted_canvas)
+                driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+                canvas = wait.until(painted_canvas)
+                # canvas geometry: the cat's head is around (330, 130) of 451×300
+                rect = driver.execute_script(
+                    "const r = arguments[0].getBoundingClientRect(); return [r.width, r.height]", canvas
+                )
+                sx, sy = rect[0] / 451, rect[1] / 300
+                ActionChains(driver).move_to_element_with_offset(
+                    canvas, int((260 - 225) * sx), int((100 - 150) * sy)
+                ).click_and_hold().move_by_offset(int(60 * sx), 0).move_by_offset(
+                    int(60 * sx), int(20 * sy)
+                ).release().perform()
+                break
+            except StaleElementReferenceException:
+                if attempt == 2:
+                    raise
         wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "body"), "1 stroke"))
         wait.until(lambda d: alpha_src(d) and alpha_src(d) != before)
         assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')

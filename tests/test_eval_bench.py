@@ -65,6 +65,9 @@ class _FakePipeline:
     def predictor(self):
         return object()
 
+    def load(self):
+        return self
+
     def run(self, image):
         self.runs += 1
         self.keep = np.ones(image.shape[:2], np.float64)  # some memory per run
