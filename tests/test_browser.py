@@ -100,30 +100,11 @@ def ui_server(tmp_path_factory):
 
 
 def test_upload_in_chromium_shows_the_cutout(browser_tools, ui_server, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    chromium, chromedriver = browser_tools
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1500",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        opts.add_argument(flag)
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager reach out
-    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=opts)
+    driver = _chromium(browser_tools, tmp_path, height=1500)
     shot = Path(os.environ.get("NUGGY_SCREENSHOT") or tmp_path / "nuggy-ui.png")
     try:
         driver.get(ui_server)
@@ -173,31 +154,12 @@ def test_upload_in_chromium_shows_the_cutout(browser_tools, ui_server, tmp_path)
 def test_one_stroke_in_chromium_changes_the_cutout(browser_tools, ui_server, tmp_path):
     """Issue 14: open "Fix with hints", paint one drop stroke across the cat's head with the
     mouse (real pointer events on the canvas), and the alpha shown changes."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    chromium, chromedriver = browser_tools
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1800",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        opts.add_argument(flag)
-    os.environ.setdefault("SE_OFFLINE", "true")
-    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=opts)
+    driver = _chromium(browser_tools, tmp_path, height=1800)
 
     from selenium.common.exceptions import StaleElementReferenceException
 
@@ -267,3 +229,28 @@ def test_one_stroke_in_chromium_changes_the_cutout(browser_tools, ui_server, tmp
         raise
     finally:
         driver.quit()
+
+
+def _chromium(browser_tools, tmp_path, *, height: int):
+    """Headless Chromium through chromedriver, offline, with its own profile in ``tmp_path``."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, chromedriver = browser_tools
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--window-size=1400,{height}",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        opts.add_argument(flag)
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager reach out
+    return webdriver.Chrome(service=Service(executable_path=chromedriver), options=opts)
