@@ -117,6 +117,28 @@ def test_default_beats_raw_and_best_beats_default_on_dev_set(dev_dir, model):
     assert (b < d).all(), f"best {b} vs default {d} (SAD, MSE, Grad)"
 
 
+def test_best_skips_matting_below_its_size_threshold(chelsea):
+    """`best` solves the matte only on photos of at least matting_min_megapixels; below, its
+    alpha is the default pipeline's, and a user trimap is solved whatever the size."""
+    from nuggy.pipeline.config import BEST_MATTING_MIN_MP
+
+    small = chelsea[:200, :300]  # 0.06 MP
+    assert small.shape[0] * small.shape[1] < BEST_MATTING_MIN_MP * 1e6
+    best = Pipeline(preset("best", model="u2netp")).run(small)
+    default = Pipeline(preset("default", model="u2netp")).run(small)
+    assert best.trimap is None and "matte" not in best.timings
+    np.testing.assert_array_equal(best.alpha, default.alpha)
+    forced = Pipeline(preset("best", model="u2netp", matting_min_megapixels=0)).run(small)
+    assert forced.trimap is not None and "matte" in forced.timings
+    assert not np.array_equal(forced.alpha, default.alpha)
+    trimap = np.full(small.shape[:2], 128, np.uint8)
+    trimap[:20], trimap[90:110, 140:160] = 0, 255
+    user = Pipeline(preset("best", model="u2netp")).run(small, trimap=trimap)
+    assert user.trimap is not None and "matte" in user.timings
+    with pytest.raises(ValueError, match="matting_min_megapixels"):
+        preset("best", matting_min_megapixels=-1)
+
+
 @pytest.mark.torch
 def test_torch_backend_gives_the_onnx_alpha(chelsea):
     """`--backend torch` runs the converted weights with the same pre/post-processing."""

@@ -248,9 +248,16 @@ def test_matting_stage_runs(client, png, photo):
 
 
 def test_preset_best(client, jpeg, photo):
+    # the 96×64 photo is below best's matting_min_megapixels: matting is skipped unless lowered
     r = client.post("/v1/remove?preset=best&bg=white", files={"image": ("cat.jpg", jpeg, "image/jpeg")})
     assert r.status_code == 200, r.text
     assert r.headers["x-nuggy-preset"] == "best"
+    assert "matte;dur=" not in r.headers["server-timing"]
+    r = client.post(
+        "/v1/remove?preset=best&bg=white&matting_min_megapixels=0",
+        files={"image": ("cat.jpg", jpeg, "image/jpeg")},
+    )
+    assert r.status_code == 200, r.text
     assert "matte;dur=" in r.headers["server-timing"]
     im = _open(r.content)
     assert im.mode == "RGB" and im.size == photo.size

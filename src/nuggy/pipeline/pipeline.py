@@ -237,7 +237,8 @@ class Pipeline:
                 if cfg.fill_holes:
                     alpha = fill_holes(alpha, max_relative_area=cfg.hole_max_area)
         trimap = foreground = None
-        if matting and cfg.matting != "none":
+        h, w = image.shape[:2]
+        if matting and cfg.matting != "none" and h * w >= cfg.matting_min_megapixels * 1e6:
             with stage("matte"):
                 alpha, foreground, trimap = self._matte(image, alpha)
         if hinted is not None:

@@ -133,6 +133,14 @@ SETTINGS: tuple[Setting, ...] = (
         needs="matting",
     ),
     Setting(
+        "matting_min_megapixels",
+        "Matting from (megapixels)",
+        "automatic mode: photos smaller than this many megapixels skip trimap and matting",
+        "MP",
+        ui=(0.0, 2.0, 0.05),
+        needs="matting",
+    ),
+    Setting(
         "foreground",
         "Decontaminate edge colours",
         "foreground colour decontamination where alpha is fractional",
