@@ -177,17 +177,11 @@ class Pipeline:
 
     def _predict(self, image: np.ndarray, cfg: PipelineConfig, stage) -> np.ndarray:
         """segment (each model, TTA) → fuse: float32 H×W probability at full size."""
-        from .segment import predict_probabilities
+        from .segment import predict_fused
 
         predictors = self.predictors
         with stage("segment"):
-            probs = predict_probabilities(predictors, image, tta=cfg.tta)
-        if len(probs) == 1:
-            return probs[0]
-        from .fuse import fuse_probabilities
-
-        with stage("fuse"):
-            return fuse_probabilities(probs, method=cfg.fusion)
+            return predict_fused(predictors, image, tta=cfg.tta, fusion=cfg.fusion)
 
     def _segment(
         self, image: np.ndarray, cfg: PipelineConfig, stage, prob=None, hints=None, *, matting: bool = True

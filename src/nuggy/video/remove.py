@@ -216,7 +216,7 @@ def _run(
     from tqdm import tqdm
 
     from ..pipeline.compose import compose
-    from ..pipeline.segment import predict_probabilities
+    from ..pipeline.segment import predict_fused
     from .io import TruncatedVideoError, VideoWriter, _open, read_items
     from .temporal import TemporalParams, TemporalStabiliser, is_scene_cut
 
@@ -329,13 +329,7 @@ def _run(
                 prev_grey = grey
                 prob = predictors[0].step(image)
             else:
-                probs = predict_probabilities(predictors, image, tta=cfg.tta)
-                if len(probs) == 1:
-                    prob = probs[0]
-                else:
-                    from ..pipeline.fuse import fuse_probabilities
-
-                    prob = fuse_probabilities(probs, method=cfg.fusion)
+                prob = predict_fused(predictors, image, tta=cfg.tta, fusion=cfg.fusion)
                 if stab is not None:
                     prob = stab.update(image, prob)
                     if stab.cut and frames:
