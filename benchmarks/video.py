@@ -3,13 +3,15 @@
 Clips (nuggy.video.synth): a real foreground with its real alpha (alphamatting-dev) moving over
 a real background photo (ecssd-dev) — translation, zoom, rotation and a static section — with
 per-frame sensor noise. Rows: frame by frame (the model's map through the pipeline per frame),
-stabilised (nuggy.video.temporal, then the same stages), and rvm (if cached; no clip shows a
-person, see the README). Metrics (nuggy.eval.video_metrics): SAD, MSE per frame; dtSSD and
+stabilised (those alphas through nuggy.video.temporal, as nuggy.video.remove does; with
+--grid also ``map …`` rows: the model's map stabilised before the stages), and rvm (if
+cached; no clip shows a person, see the README). Metrics (nuggy.eval.video_metrics): SAD, MSE per frame; dtSSD and
 MESSDdt per frame pair, all means over the clips' frames.
 
   python benchmarks/video.py quality --split tune --grid     # choose the temporal constants
   python benchmarks/video.py quality --split check           # report
   python benchmarks/video.py speed                           # fps at 720p / 1080p
+  python benchmarks/video.py temporal-speed                  # ms/frame of the stabiliser alone
   python benchmarks/video.py memory                          # RSS over a 30 s clip
 
 Timings: run under ``flock /tmp/nuggy-bench.lock`` on a shared machine.
@@ -117,16 +119,31 @@ def quality(args) -> None:
         if cached_path("rvm"):
             rvm = Pipeline(preset("fast", model="rvm"))
     sizes = [tuple(int(v) for v in s.split("x"))[::-1] for s in args.sizes.split(",")]
+
+    def label(prm: TemporalParams) -> str:
+        def g(v):
+            return "off" if v is None else f"{v:g}"
+
+        return (
+            f"stab k={prm.strength:g} photo={g(prm.photo_scale)} change={g(prm.change_scale)} "
+            f"fb={prm.fb_scale:g} flow={prm.flow_size}"
+        )
+
     if args.grid:
         grid = [
-            TemporalParams(strength=k, change_scale=c, fb_scale=fb)
-            for k in (0.4, 0.6, 0.8)
-            for c in (0.2, 0.35, 1e9)
-            for fb in (1.0,)
+            TemporalParams(strength=k, photo_scale=ph) for k in (0.6, 0.8, 0.9) for ph in (6.0, 10.0, 16.0)
         ]
-        grid += [TemporalParams(strength=0.6, change_scale=0.35, fb_scale=fb) for fb in (0.5, 2.0)]
+        grid += [
+            TemporalParams(photo_scale=10.0, change_scale=0.35),
+            TemporalParams(photo_scale=None),
+            TemporalParams(photo_scale=None, change_scale=0.35),
+            TemporalParams(fb_scale=2.0),
+            TemporalParams(flow_size=640),
+        ]
+        # the former design: the model's map stabilised before the pipeline's stages
+        before = [TemporalParams(photo_scale=None, change_scale=0.35), TemporalParams()]
     else:
-        grid = [TemporalParams()]
+        grid, before = [TemporalParams()], []
     results: dict = {}
     t0 = time.time()
     for size in sizes:
@@ -134,10 +151,12 @@ def quality(args) -> None:
             clip = make_clip(spec, size, args.frames)
             probs = [predict_probability(pred, f.image, tta=pipe.config.tta) for f in clip]
             rows = {"frame": [pipe.run(f.image, probability=p).alpha for f, p in zip(clip, probs)]}
-            for prm in grid:
+            for prm in grid:  # as nuggy.video.remove: on the final alpha of each frame
                 st = TemporalStabiliser(prm)
-                key = f"stab k={prm.strength} change={prm.change_scale:g} fb={prm.fb_scale:g}"
-                rows[key] = [
+                rows[label(prm)] = [st.update(f.image, a) for f, a in zip(clip, rows["frame"])]
+            for prm in before:
+                st = TemporalStabiliser(prm)
+                rows["map " + label(prm)] = [
                     pipe.run(f.image, probability=st.update(f.image, p)).alpha for f, p in zip(clip, probs)
                 ]
             if rvm is not None:
@@ -217,6 +236,25 @@ def speed(args) -> None:
                 print(f"| {size[1]}x{size[0]} | {preset} | .{out} | {r.frames} | {r.fps:.2f} |", flush=True)
 
 
+def temporal_speed(args) -> None:
+    """ms per frame of TemporalStabiliser.update alone (flow, warps, gates) on a moving clip."""
+    from nuggy.video.temporal import TemporalParams, TemporalStabiliser
+
+    spec = clip_specs("check")[0]
+    print("| size | flow_size | ms/frame |\n|---|---|---|")
+    for s in args.sizes.split(","):
+        size = tuple(int(v) for v in s.split("x"))[::-1]
+        clip = make_clip(spec, size, args.frames)
+        for flow_size in (320, 640):
+            st = TemporalStabiliser(TemporalParams(flow_size=flow_size))
+            st.update(clip[0].image, clip[0].alpha)  # first frame: no flow
+            t0 = time.perf_counter()
+            for f in clip[1:]:
+                st.update(f.image, f.alpha)
+            ms = 1000 * (time.perf_counter() - t0) / (len(clip) - 1)
+            print(f"| {size[1]}x{size[0]} | {flow_size} | {ms:.1f} |", flush=True)
+
+
 def memory(args) -> None:
     import psutil
 
@@ -272,12 +310,15 @@ def main() -> None:
     s = sub.add_parser("speed")
     s.add_argument("--seconds", type=float, default=2.0)
     s.add_argument("--outputs", default="webm")
+    ts = sub.add_parser("temporal-speed")
+    ts.add_argument("--sizes", default="640x360,1280x720,1920x1080")
+    ts.add_argument("--frames", type=int, default=25)
     m = sub.add_parser("memory")
     m.add_argument("--seconds", type=float, default=30.0)
     m.add_argument("--size", default="320x180")
     m.add_argument("--preset", default="fast")
     args = ap.parse_args()
-    {"quality": quality, "speed": speed, "memory": memory}[args.what](args)
+    {"quality": quality, "speed": speed, "memory": memory, "temporal-speed": temporal_speed}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -344,11 +344,43 @@ def test_stabiliser_follows_motion():
     assert np.abs(out - ref)[:, 10:-10].mean() < 0.02
 
 
+def test_stabiliser_photometric_gate_follows_a_real_change():
+    """An object enters a still scene: the frame changes where it appears, so the warped past
+    (background there) is not trusted and the map's new value comes through at once; where
+    the frame did not change, the past is kept (flicker of the map is damped)."""
+    import cv2
+
+    from nuggy.video.temporal import TemporalParams, TemporalStabiliser
+
+    rng = np.random.default_rng(2)
+    scene = cv2.GaussianBlur(rng.integers(0, 255, (60, 100, 3), dtype=np.uint8), (0, 0), 1.5)
+    entered = scene.copy()
+    entered[20:40, 60:80] = (250, 30, 30)  # the object, in frames 2+
+    before = np.full((60, 100), 0.1, np.float32)
+    after = before.copy()
+    after[20:40, 60:80] = 1.0
+    after[:, :30] = 0.3  # the map flickers on the left, the frame does not change there
+    for params, expect_object in (
+        (TemporalParams(strength=0.8), True),
+        (TemporalParams(strength=0.8, photo_scale=None), False),
+    ):
+        st = TemporalStabiliser(params)
+        st.update(scene, before)
+        out = st.update(entered, after)
+        inner = out[24:36, 64:76]  # away from the object's edge (the 3×3 mean)
+        if expect_object:
+            assert inner.min() > 0.95, inner.min()
+        else:  # without the gate the past is kept there too: a ghost of the background
+            assert inner.max() < 0.6, inner.max()  # measured 0.48
+        # the flicker on the left is pulled back towards the past: 0.1 + 0.2 · 0.2
+        assert np.abs(out[10:50, 5:25] - 0.14).max() < 0.02
+
+
 @pytest.mark.slow
 def test_stabilisation_lowers_dtssd_without_raising_sad():
-    """On a clip made from real data (GT04 over an ECSSD photo, per-frame sensor noise), the
-    stabilised maps flicker less (dtSSD) where the scene holds still, and are no less accurate
-    (SAD) there or where the subject moves."""
+    """On clips made from real data (GT04 over an ECSSD photo, per-frame sensor noise) the
+    pipeline's alphas, stabilised as nuggy.video.remove does, flicker less (dtSSD) both where
+    the scene holds still and where the subject moves, and are no less accurate (SAD)."""
     from nuggy.eval.video_metrics import dtssd, sad
     from nuggy.pipeline.pipeline import Pipeline
     from nuggy.pipeline.segment import predict_probability
@@ -357,11 +389,14 @@ def test_stabilisation_lowers_dtssd_without_raising_sad():
 
     fg, al, bg = _subject()
     pipe = Pipeline("fast")
-    for motion in ("static", "translate"):
-        clip = list(synth_clip(fg, al, bg, size=(144, 256), frames=5, motion=motion))
-        probs = [predict_probability(pipe.predictor, f.image, tta=False) for f in clip]
+    for motion in ("static", "translate", "zoom", "rotate"):
+        clip = list(synth_clip(fg, al, bg, size=(180, 320), frames=12, motion=motion))
+        alphas = [
+            pipe.run(f.image, probability=predict_probability(pipe.predictor, f.image, tta=False)).alpha
+            for f in clip
+        ]
         st = TemporalStabiliser()
-        stab = [st.update(f.image, p) for f, p in zip(clip, probs)]
+        stab = [st.update(f.image, a) for f, a in zip(clip, alphas)]
 
         def metrics(preds, clip=clip):
             d = np.mean(
@@ -369,15 +404,13 @@ def test_stabilisation_lowers_dtssd_without_raising_sad():
             )
             return d, np.mean([sad(p, f.alpha) for p, f in zip(preds, clip)])
 
-        d0, s0 = metrics(probs)
+        d0, s0 = metrics(alphas)
         d1, s1 = metrics(stab)
-        # measured with 8 frames: static 5.93 → 3.30 (SAD 1.319 → 1.331); translate 16.03 → 15.93
-        # (SAD 1.440 → 1.472): the gain is in flicker, moving edges gain little
-        if motion == "static":
-            assert d1 < 0.7 * d0, (d0, d1)
-        else:
-            assert d1 <= 1.01 * d0, (d0, d1)
-        assert s1 <= 1.03 * s0, (motion, s0, s1)
+        # measured here (dtSSD ratio, SAD ratio): static 0.186 / 0.995, translate 0.852 / 0.994,
+        # zoom 0.811 / 0.961, rotate 0.890 / 0.971; at 144×256 × 8 frames translation gained
+        # only 1 % (too few frames and too fast a motion for the flow at that size)
+        assert d1 < (0.3 if motion == "static" else 0.93) * d0, (motion, d0, d1)
+        assert s1 <= 1.005 * s0, (motion, s0, s1)
 
 
 # --------------------------------------------------------------------------- metrics

@@ -1,9 +1,9 @@
 """``nuggy.video.remove(src, dst, ...)``: cut the subject out of every frame of a clip.
 
-decode (thread) ──► segment (image model + temporal stabilisation, or RVM's recurrent state)
-──► the pipeline's remaining stages per frame (interior, refine, clean, [trimap → matte],
-foreground) ──► compose ──► encode (thread). Queues between the threads hold a few frames,
-so memory does not grow with the clip's length.
+decode (thread) ──► segment (image model, or RVM's recurrent state) ──► the pipeline's
+remaining stages per frame (interior, refine, clean, [trimap → matte]) ──► temporal
+stabilisation of the alpha (image models) ──► foreground ──► compose ──► encode (thread).
+Queues between the threads hold a few frames, so memory does not grow with the clip's length.
 """
 
 from __future__ import annotations
@@ -131,8 +131,9 @@ def remove(
             ``model="rvm"`` runs Robust Video Matting (recurrent; GPL-3.0, opt-in).
         bg: background (``white``, ``#00ff00``, an image file, ``blur``): opaque output.
         mask_only: write the matte as greyscale video.
-        temporal: stabilisation strength in [0, 1) (0 = off); ``None``: 0.6 for image
-            models, 0 for ``rvm`` (its recurrent state already carries time).
+        temporal: stabilisation strength in [0, 1) (0 = off) of each frame's final alpha
+            (:mod:`nuggy.video.temporal`); ``None``: :data:`DEFAULT_TEMPORAL` for image models,
+            0 for ``rvm`` (its recurrent state already carries time).
         start, duration: the section to process, in seconds.
         overwrite: replace ``dst`` if it exists.
         progress: progress bar (``None``: only on a terminal).
@@ -216,12 +217,18 @@ def _run(
     from tqdm import tqdm
 
     from ..pipeline.compose import compose
+    from ..pipeline.foreground import estimate_foreground
     from ..pipeline.segment import predict_fused
     from .io import TruncatedVideoError, VideoWriter, _open, read_items
     from .temporal import TemporalParams, TemporalStabiliser, is_scene_cut
 
     cfg = pipe.config
     stab = TemporalStabiliser(TemporalParams(strength=temporal)) if temporal > 0 else None
+    # stabilisation acts on each frame's final alpha: the foreground colour is estimated after
+    # it, from the stabilised alpha (the pipeline skips its own estimate)
+    late_foreground = stab is not None and cfg.foreground and not mask_only
+    if late_foreground:
+        pipe.config = cfg.replace(foreground=False)
     transparent = background is None and not mask_only
     size = info.upright_size
 
@@ -330,15 +337,18 @@ def _run(
                 prob = predictors[0].step(image)
             else:
                 prob = predict_fused(predictors, image, tta=cfg.tta, fusion=cfg.fusion)
-                if stab is not None:
-                    prob = stab.update(image, prob)
-                    if stab.cut and frames:
-                        cuts.append(frames)
             result = pipe.run(image, probability=prob)
+            alpha, foreground = result.alpha, result.foreground
+            if stab is not None:
+                alpha = stab.update(image, alpha)
+                if stab.cut and frames:
+                    cuts.append(frames)
+                if late_foreground and foreground is None:
+                    foreground = estimate_foreground(image, alpha)
             if mask_only:
-                out = result.alpha_u8()
+                out = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
             else:
-                out = compose(image, result.alpha, foreground=result.foreground, background=background)
+                out = compose(image, alpha, foreground=foreground, background=background)
             if not put(outq, ("video", (out, frame.pts - shift_pts, frame.time - shift[0]))):
                 break
             frames += 1
@@ -363,6 +373,7 @@ def _run(
                 pass
         encoder.join()
         bar.close()
+        pipe.config = cfg
         audio_container.close()
     read_error = errors.get("read")
     write_error = errors.get("write")
