@@ -225,10 +225,14 @@ def _run(
     cfg = pipe.config
     stab = TemporalStabiliser(TemporalParams(strength=temporal)) if temporal > 0 else None
     # stabilisation acts on each frame's final alpha: the foreground colour is estimated after
-    # it, from the stabilised alpha (the pipeline skips its own estimate)
+    # it, from the stabilised alpha, so the stages run without their own estimate (a second
+    # Pipeline; it is only given probability maps, so it never loads a model)
     late_foreground = stab is not None and cfg.foreground and not mask_only
+    stages = pipe
     if late_foreground:
-        pipe.config = cfg.replace(foreground=False)
+        from ..pipeline.pipeline import Pipeline
+
+        stages = Pipeline(cfg.replace(foreground=False), accept_license=pipe.accept_license, download=False)
     transparent = background is None and not mask_only
     size = info.upright_size
 
@@ -337,7 +341,7 @@ def _run(
                 prob = predictors[0].step(image)
             else:
                 prob = predict_fused(predictors, image, tta=cfg.tta, fusion=cfg.fusion)
-            result = pipe.run(image, probability=prob)
+            result = stages.run(image, probability=prob)
             alpha, foreground = result.alpha, result.foreground
             if stab is not None:
                 alpha = stab.update(image, alpha)
@@ -373,7 +377,6 @@ def _run(
                 pass
         encoder.join()
         bar.close()
-        pipe.config = cfg
         audio_container.close()
     read_error = errors.get("read")
     write_error = errors.get("write")
