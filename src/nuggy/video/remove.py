@@ -225,11 +225,11 @@ def _run(
     cfg = pipe.config
     stab = TemporalStabiliser(TemporalParams(strength=temporal)) if temporal > 0 else None
     # stabilisation acts on each frame's final alpha: the foreground colour is estimated after
-    # it, from the stabilised alpha, so the stages run without their own estimate (a second
-    # Pipeline; it is only given probability maps, so it never loads a model)
+    # it, from the stabilised alpha; a mask needs none. Then the stages run without their own
+    # estimate (a second Pipeline; it is only given probability maps, so it never loads a model)
     late_foreground = stab is not None and cfg.foreground and not mask_only
     stages = pipe
-    if late_foreground:
+    if cfg.foreground and (mask_only or stab is not None):
         from ..pipeline.pipeline import Pipeline
 
         stages = Pipeline(cfg.replace(foreground=False), accept_license=pipe.accept_license, download=False)
