@@ -490,6 +490,37 @@ def test_matte_stage_passes_the_prior_to_cf(synthetic, no_fba):
     assert not np.array_equal(plain, with_prior)
 
 
+def test_matte_keeps_the_alpha_where_the_band_has_one_known_side(no_fba):
+    """On a real photo: an uncertain gap closed by the subject and the image's border (no
+    definite background near it) came out solid foreground from closed-form matting; the
+    pipeline's alpha is kept there, and the rest of the band is solved as before."""
+    from conftest import EXAMPLES
+
+    from nuggy.io import load_image
+    from nuggy.matting.closed_form import closed_form_alpha
+    from nuggy.pipeline.config import PipelineConfig
+    from nuggy.pipeline.matte import PRIOR_EPSILON
+    from nuggy.pipeline.trimap import make_trimap, one_sided
+
+    image = load_image(EXAMPLES / "chelsea.jpg")[:120, :160]
+    h, w = image.shape[:2]
+    alpha = np.zeros((h, w), np.float32)
+    alpha[:, 40:] = 1.0  # the subject: the right part, to the border
+    alpha[50:70, 140:] = 0.4  # an uncertain gap at the right border
+    cfg = PipelineConfig(matting="cf", trimap_band=0.02)
+    out, _, trimap = _pipeline_matte(image, alpha, cfg)
+    assert np.array_equal(trimap, make_trimap(alpha, band=0.02, image=image))
+    keep = one_sided(trimap)
+    assert keep[50:70, 145:].all() and not keep[:, :45].any()
+    assert np.array_equal(out[keep], alpha[keep])
+    solved = closed_form_alpha(image, trimap, prior=alpha, prior_weight=0.1, epsilon=PRIOR_EPSILON)
+    assert solved[50:70, 145:].mean() > 0.9  # what the solver alone made of the gap
+    assert np.array_equal(out[~keep], solved[~keep])
+    # with a user trimap nothing is kept back: it is solved as given
+    user, _, _ = _pipeline_matte(image, None, cfg.replace(matting_prior=0.0), trimap=trimap)
+    assert np.array_equal(user, closed_form_alpha(image, trimap))
+
+
 # ------------------------------------------------------------------------------ CLI
 
 

@@ -10,6 +10,7 @@ from nuggy.pipeline.trimap import (
     band_pixels,
     load_trimap,
     make_trimap,
+    one_sided,
     validate_trimap,
 )
 
@@ -281,3 +282,24 @@ def test_user_trimap_without_known_pixels_is_an_error():
         validate_trimap(no_fg, name="t.png")
     # without an unknown region any labels are a result in themselves
     assert np.all(validate_trimap(np.full((6, 8), 255, np.uint8)) == 255)
+
+
+def test_one_sided_marks_band_parts_without_both_known_sides():
+    """A band part that borders foreground and background is solvable; one enclosed by
+    foreground and the image border (a gap at the frame's edge), or by background alone, is
+    not."""
+    t = np.zeros((40, 60), np.uint8)
+    t[10:30, 10:60] = 255  # the subject reaches the right border
+    t[8:32, 8:12] = 128  # its left edge: borders both sides
+    t[14:20, 54:60] = 128  # a gap closed by foreground and the border
+    t[2:4, 40:44] = 128  # a speck inside the background
+    t0 = t.copy()
+    bad = one_sided(t)
+    assert bad.dtype == bool and bad.shape == t.shape and np.array_equal(t, t0)
+    assert not bad[8:32, 8:12].any()
+    assert bad[14:20, 54:60].all() and bad[2:4, 40:44].all()
+    assert np.count_nonzero(bad) == 6 * 6 + 2 * 4
+    # opening the gap to the background (a diagonal contact counts) makes it solvable
+    t[10:14, 54] = 128  # reaches row 9, background
+    assert not one_sided(t)[14:20, 54:60].any()
+    assert not one_sided(np.full((5, 5), 255, np.uint8)).any()

@@ -186,14 +186,20 @@ def matte(
 
     An automatic trimap with an unknown region but no definite foreground or background
     (:func:`~nuggy.pipeline.trimap.unsolvable`) is not solved: the pipeline's alpha is returned.
+    The same holds per part of the band: where a connected part of an automatic trimap's
+    unknown region borders no definite background or no definite foreground
+    (:func:`~nuggy.pipeline.trimap.one_sided`), a classical solver could only fill it solid, so
+    the pipeline's alpha is kept there (measured on the tune halves, see the README). FBA, a
+    learned model, is not restricted. A user trimap is always solved as given.
 
     Returns:
         ``(alpha, foreground, trimap)``: float32 H×W alpha in [0, 1] (exactly 0 / 1 on the
         trimap's known pixels), FBA's float32 H×W×3 foreground in [0, 1] or ``None`` (the
         pipeline then estimates it), and the uint8 trimap used.
     """
-    from .trimap import make_trimap, unsolvable, validate_trimap
+    from .trimap import make_trimap, one_sided, unsolvable, validate_trimap
 
+    keep = None
     if trimap is None:
         if alpha is None:
             raise ValueError("matte needs the pipeline's alpha or a trimap")
@@ -205,7 +211,17 @@ def matte(
                 "background; the segmentation's alpha is kept"
             )
             return alpha.astype(np.float32, copy=False), None, trimap
+        if method != "fba":
+            keep = one_sided(trimap)
+            if not keep.any():
+                keep = None
+            elif np.count_nonzero(keep) == np.count_nonzero(trimap == 128):
+                log.info("matting skipped: no part of the unknown band borders both foreground and background")
+                return alpha.astype(np.float32, copy=False), None, trimap
     else:
         trimap = validate_trimap(trimap, shape=image.shape[:2])
     out, fg = solve_alpha(method, image, trimap, prior=alpha, prior_weight=prior_weight, weights=weights)
+    if keep is not None:
+        out = out.copy() if not out.flags.writeable else out
+        out[keep] = alpha[keep]
     return out, fg, trimap

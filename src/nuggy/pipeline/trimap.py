@@ -38,6 +38,7 @@ __all__ = [
     "BACKGROUND",
     "TrimapError",
     "make_trimap",
+    "one_sided",
     "validate_trimap",
     "unsolvable",
     "load_trimap",
@@ -341,6 +342,32 @@ def unsolvable(trimap: np.ndarray) -> str | None:
             "there could only come out 0; mark some of the subject 255"
         )
     return None
+
+
+def one_sided(trimap: np.ndarray) -> np.ndarray:
+    """Unknown pixels that no solver can decide: bool H×W, True on the connected components
+    (8-connected) of a 0/128/255 trimap's unknown region that touch no definite background or
+    no definite foreground pixel.
+
+    :func:`unsolvable` for each part of the band: a matting solver explains an unknown pixel
+    with the known colours around it, so a part enclosed by foreground and the image border
+    (a gap between an arm and the body at the frame's edge) can only come out 1, and one
+    enclosed by background only 0.
+    """
+    import cv2
+
+    unknown = trimap == UNKNOWN
+    if not unknown.any():
+        return unknown
+    n, labels = cv2.connectedComponents(unknown.view(np.uint8), connectivity=8)
+    kernel = np.ones((3, 3), np.uint8)
+    touched = np.zeros((2, n), bool)
+    for i, value in enumerate((BACKGROUND, FOREGROUND)):
+        near = cv2.dilate((trimap == value).view(np.uint8), kernel).view(bool)
+        touched[i, np.unique(labels[near & unknown])] = True
+    bad = ~(touched[0] & touched[1])
+    bad[0] = False  # label 0: the known pixels
+    return bad[labels]
 
 
 def load_trimap(path: PathLike, *, shape: tuple[int, int] | None = None, tolerance: int = 2) -> np.ndarray:
