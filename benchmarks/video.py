@@ -102,6 +102,23 @@ def score(preds, clip):
     return rows
 
 
+def exact_motion(prev, cur):
+    """Where each pixel of frame ``cur`` was in ``prev`` (a synthetic clip: the foreground moves
+    by its affine matrix over a still background), and how far that holds: 1 on the
+    foreground, on the background only where it was visible in ``prev`` too (not uncovered).
+    The ``motion`` argument of ``TemporalStabiliser.update``; diagnostic only."""
+    h, w = cur.alpha.shape
+    a = np.vstack([prev.matrix, [0, 0, 1]])
+    b = np.vstack([cur.matrix, [0, 0, 1]])
+    rel = (a @ np.linalg.inv(b))[:2]
+    fx, fy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    mx = (rel[0, 0] * fx + rel[0, 1] * fy + rel[0, 2]).astype(np.float32)
+    my = (rel[1, 0] * fx + rel[1, 1] * fy + rel[1, 2]).astype(np.float32)
+    fg = cur.alpha > 0
+    conf = np.where(fg, 1.0, prev.alpha == 0).astype(np.float32)
+    return np.where(fg, mx, fx), np.where(fg, my, fy), conf
+
+
 def quality(args) -> None:
     from nuggy.pipeline.pipeline import Pipeline
     from nuggy.pipeline.segment import predict_probability
@@ -154,6 +171,13 @@ def quality(args) -> None:
             for prm in grid:  # as nuggy.video.remove: on the final alpha of each frame
                 st = TemporalStabiliser(prm)
                 rows[label(prm)] = [st.update(f.image, a) for f, a in zip(clip, rows["frame"])]
+            if args.exact_motion:  # the ceiling: the same blend with the true motion
+                for prm in (TemporalParams(), TemporalParams(photo_scale=None)):
+                    st = TemporalStabiliser(prm)
+                    rows["exact motion " + label(prm)] = [
+                        st.update(f.image, a, motion=exact_motion(clip[t - 1], f) if t else None)
+                        for t, (f, a) in enumerate(zip(clip, rows["frame"]))
+                    ]
             for prm in before:
                 st = TemporalStabiliser(prm)
                 rows["map " + label(prm)] = [
@@ -306,6 +330,12 @@ def main() -> None:
     q.add_argument("--grid", action="store_true", help="try a grid of temporal constants")
     q.add_argument("--rvm", action="store_true", help="add rvm rows (if cached)")
     q.add_argument("--motions", default=",".join(MOTIONS))
+    q.add_argument(
+        "--exact-motion",
+        action="store_true",
+        help="add rows where the stabiliser gets the clip's true motion instead of optical flow "
+        "(what temporal blending could reach at best)",
+    )
     q.add_argument("--json")
     s = sub.add_parser("speed")
     s.add_argument("--seconds", type=float, default=2.0)

@@ -137,13 +137,23 @@ class TemporalStabiliser:
             grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
         return grey, scale
 
-    def update(self, image: np.ndarray, prob: np.ndarray) -> np.ndarray:
+    def update(
+        self,
+        image: np.ndarray,
+        prob: np.ndarray,
+        *,
+        motion: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
         """The stabilised map of this frame.
 
         Args:
             image: RGB uint8 H×W×3, the frame (not modified; kept until the next call).
             prob: float32 H×W in [0, 1], the per-frame map for it (the pipeline's alpha or a
                 model's probability; not modified).
+            motion: instead of optical flow, the known motion from the previous frame:
+                ``(map_x, map_y, confidence)``, float32 H×W each: where each pixel of this
+                frame was in the previous one, and how far to trust that (0..1). For
+                measurements with synthetic clips (``benchmarks/video.py --exact-motion``).
 
         Returns:
             float32 H×W in [0, 1].
@@ -170,6 +180,13 @@ class TemporalStabiliser:
             self._state = prob.copy()
             return self._state.copy()
         self.cut = False
+        H, W = prob.shape
+        if motion is not None:
+            map_x, map_y, conf = (np.asarray(m, dtype=np.float32) for m in motion)
+            if not (map_x.shape == map_y.shape == conf.shape == (H, W)):
+                raise ValueError(f"motion maps must be {H}×{W}")
+            inside = (map_x >= 0) & (map_x <= W - 1) & (map_y >= 0) & (map_y <= H - 1)
+            return self._blend(image, prob, prev_state, prev_image, map_x, map_y, conf * inside)
         dis = self._flow_engine()
         back = dis.calc(grey, prev_grey, None)  # t → t-1: where each pixel of t came from
         fwd = dis.calc(prev_grey, grey, None)  # t-1 → t
@@ -182,7 +199,6 @@ class TemporalStabiliser:
         inside = (mx >= 0) & (mx <= gw - 1) & (my >= 0) & (my <= gh - 1)
         conf *= inside
         # to full resolution
-        H, W = prob.shape
         if (gh, gw) != (H, W):
             sx, sy = W / gw, H / gh
             back_full = cv2.resize(back, (W, H), interpolation=cv2.INTER_LINEAR)
@@ -193,9 +209,16 @@ class TemporalStabiliser:
             back_full = back
         fx, fy = self._grid(H, W)
         map_x, map_y = fx + back_full[..., 0], fy + back_full[..., 1]
+        return self._blend(image, prob, prev_state, prev_image, map_x, map_y, conf.astype(np.float32))
+
+    def _blend(self, image, prob, prev_state, prev_image, map_x, map_y, conf) -> np.ndarray:
+        """Warp the previous state with ``map_x/map_y`` and blend it in by strength × conf
+        × the photometric (and change) gates; the new state."""
+        import cv2
+
+        p = self.params
         warped = cv2.remap(prev_state, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         diff = warped - prob
-        conf = conf.astype(np.float32)
         if p.photo_scale is not None and prev_image is not None and prev_image.shape == image.shape:
             prev_warped = cv2.remap(
                 prev_image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
