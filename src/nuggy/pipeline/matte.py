@@ -216,7 +216,9 @@ def matte(
             if not keep.any():
                 keep = None
             elif np.count_nonzero(keep) == np.count_nonzero(trimap == 128):
-                log.info("matting skipped: no part of the unknown band borders both foreground and background")
+                log.info(
+                    "matting skipped: no part of the unknown band borders both foreground and background"
+                )
                 return alpha.astype(np.float32, copy=False), None, trimap
     else:
         trimap = validate_trimap(trimap, shape=image.shape[:2])
