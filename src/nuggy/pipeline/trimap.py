@@ -364,7 +364,7 @@ def one_sided(trimap: np.ndarray) -> np.ndarray:
     touched = np.zeros((2, n), bool)
     for i, value in enumerate((BACKGROUND, FOREGROUND)):
         near = cv2.dilate((trimap == value).view(np.uint8), kernel).view(bool)
-        touched[i, np.unique(labels[near & unknown])] = True
+        touched[i, labels[near & unknown]] = True
     bad = ~(touched[0] & touched[1])
     bad[0] = False  # label 0: the known pixels
     return bad[labels]
