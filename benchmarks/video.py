@@ -108,12 +108,9 @@ def exact_motion(prev, cur):
     foreground, on the background only where it was visible in ``prev`` too (not uncovered).
     The ``motion`` argument of ``TemporalStabiliser.update``; diagnostic only."""
     h, w = cur.alpha.shape
-    a = np.vstack([prev.matrix, [0, 0, 1]])
-    b = np.vstack([cur.matrix, [0, 0, 1]])
-    rel = (a @ np.linalg.inv(b))[:2]
+    back = affine_flow(cur.matrix, prev.matrix, (h, w))  # t → t−1
     fx, fy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    mx = (rel[0, 0] * fx + rel[0, 1] * fy + rel[0, 2]).astype(np.float32)
-    my = (rel[1, 0] * fx + rel[1, 1] * fy + rel[1, 2]).astype(np.float32)
+    mx, my = fx + back[..., 0].astype(np.float32), fy + back[..., 1].astype(np.float32)
     fg = cur.alpha > 0
     conf = np.where(fg, 1.0, prev.alpha == 0).astype(np.float32)
     return np.where(fg, mx, fx), np.where(fg, my, fy), conf
